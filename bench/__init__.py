@@ -1,0 +1,1 @@
+"""istio-lab's benchmark (issue 6); run it with bench/run."""

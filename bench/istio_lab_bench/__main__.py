@@ -1,0 +1,232 @@
+"""bench/run: apply N generated Istio objects with five methods, print one table, write JSON to bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import objects as workload
+from . import report
+from .harness import REPO, DoubleTarget, mismatches, run_measured
+from .methods import METHODS, command, kubectl_path, outcome, render
+
+DEFAULT_SIZES = (12, 120, 360)
+QUICK_SIZES = (12, 36)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--sizes", help="object counts, comma separated (default 12,120,360)")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="methods to run, comma separated (default 1,2,3,4,5)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"sizes {','.join(map(str, QUICK_SIZES))} only (a smoke run)"
+    )
+    parser.add_argument(
+        "--namespaces",
+        type=int,
+        help="spread the objects over this many namespaces (default: one namespace per student)",
+    )
+    parser.add_argument("--change-fraction", type=float, default=0.10, help="share of objects the changed run edits")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="only print the table of an earlier run's JSON")
+    args = parser.parse_args(argv)
+    if args.sizes:
+        args.sizes = tuple(int(s) for s in args.sizes.split(","))
+    else:
+        args.sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES
+    args.methods = tuple(m.strip() for m in args.methods.split(","))
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {','.join(METHODS)}")
+    return args
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    pretty = next(
+        (
+            line.split("=", 1)[1].strip().strip('"')
+            for line in Path("/etc/os-release").read_text().splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.platform(),
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "",
+    )
+    from ansible.release import __version__ as ansible_core
+
+    kubectl = kubectl_path()
+    kubectl_version = (
+        subprocess.run([kubectl, "version", "--client"], capture_output=True, text=True).stdout.splitlines()[0]
+        if kubectl
+        else None
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "os": pretty,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "ansible_core": ansible_core,
+        "kubectl": kubectl_version,
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def make_target(workdir: Path):
+    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        from .cluster import ClusterTarget
+
+        return ClusterTarget(workdir, Path(os.environ["ISTIO_LAB_TEST_KUBECONFIG"]))
+    return DoubleTarget(workdir)
+
+
+def serves_openapi(api) -> bool:
+    """kubectl validates against the server's OpenAPI v3 document of networking.istio.io/v1; a server
+    that does not publish it (the double) gets --validate=false."""
+    try:
+        return f"apis/{workload.API_VERSION}" in (api.raw("GET", "/openapi/v3") or {}).get("paths", {})
+    except Exception:  # noqa: BLE001 - no document at all: kubectl could not validate either
+        return False
+
+
+def run_one(method_key: str, n: int, args: argparse.Namespace) -> dict:
+    """One method at one size against a fresh API: first run, no-op re-run, changed run."""
+    method = METHODS[method_key]
+    # On a real cluster, namespaces of an earlier run may still be terminating: make this run's names unique.
+    scope = f"bench-m{method_key}-n{n}" + (f"-{args.run_id}" if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG") else "")
+    objects = workload.generate(n, scope, args.namespaces)
+    changed_objects, changed_keys = workload.with_changes(objects, args.change_fraction)
+    namespaces = {obj.namespace for obj in objects}
+    result = {
+        "method": method_key,
+        "label": report.METHOD_LABELS[method_key],
+        "n": n,
+        "counts": workload.counts_by_kind(objects),
+        "namespaces": len(namespaces),
+        "scopes": len(workload.scopes(objects)),
+        "changed_keys": sorted(list(key) for key in changed_keys),
+        "phases": {},
+    }
+    if method.is_kubectl and not kubectl_path():
+        result["error"] = "kubectl not installed"
+        return result
+    with tempfile.TemporaryDirectory(prefix=f"istio-lab-{scope}-") as tmp:
+        workdir = Path(tmp)
+        target = make_target(workdir)
+        try:
+            target.api.create_namespaces(namespaces)
+            validate = serves_openapi(target.api)
+            if method.is_kubectl:
+                result["kubectl_validate"] = validate
+            for phase, objs in (("first", objects), ("noop", objects), ("changed", changed_objects)):
+                render(objs, workdir, target.kubeconfig)
+                target.reset()
+                load = os.getloadavg()[0]
+                argv, env = command(method, workdir, target.kubeconfig, kubectl_validate=validate)
+                measured = run_measured(argv, env)
+                records = target.records()
+                print(
+                    f"  method {method_key} N={n} {phase}: {measured.wall_s:.2f}s, {len(records)} requests",
+                    file=sys.stderr,
+                )
+                if measured.returncode != 0:
+                    result["error"] = f"{phase} run failed (rc {measured.returncode})"
+                    result["output_tail"] = (measured.stdout + measured.stderr)[-4000:]
+                    return result
+                problems = mismatches(target.api, scope, objs)
+                if problems:
+                    result["error"] = f"{phase} run did not converge: {len(problems)} problems, e.g. {problems[:3]}"
+                    return result
+                result["phases"][phase] = {
+                    "wall_s": measured.wall_s,
+                    "peak_rss_mib": measured.peak_rss_mib,
+                    "max_rss_mib": measured.max_rss_mib,
+                    "requests": report.summarize_requests(records),
+                    "reported": outcome(method, measured.stdout),
+                    "loadavg_1min_before": load,
+                }
+        finally:
+            target.cleanup(namespaces)
+            target.close()
+    return result
+
+
+def print_report(document: dict, out: Path) -> None:
+    info = document["machine"]
+    print(f"{info['api']}; {info['cpus']} CPUs, {info['os']}, ", end="")
+    print(f"Python {info['python']}, ansible-core {info['ansible_core']}, load {info['loadavg_start'][0]:.1f}")
+    print(report.table(document["results"]))
+    print("speedup (Nx) = method 2's wall time / this method's; requests: reads r / writes w (+ dry-run writes)")
+    print(report.format_targets(document["targets"]))
+    complete = "" if document.get("complete", True) else " (INCOMPLETE run)"
+    print(f"total {document['duration_s']:.0f}s{complete}; JSON: {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        print_report(json.loads(args.report.read_text()), args.report)
+        return 0
+    started = datetime.now(UTC)
+    args.run_id = started.strftime("%H%M%S")
+    clock = time.perf_counter()
+    info = machine()
+    info["api"] = (
+        "real cluster (ISTIO_LAB_TEST_KUBECONFIG)"
+        if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG")
+        else "API double on loopback"
+    )
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    out = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    results: list[dict] = []
+    document: dict = {}
+
+    def save(complete: bool) -> None:
+        # Written after every method and size, so an interrupted run still leaves its figures.
+        report.add_ratios(results)
+        info["loadavg_end"] = os.getloadavg()
+        document.update(
+            started=started.isoformat(timespec="seconds"),
+            complete=complete,
+            duration_s=time.perf_counter() - clock,
+            machine=info,
+            sizes=list(args.sizes),
+            methods=list(args.methods),
+            namespaces=args.namespaces or "one per student",
+            change_fraction=args.change_fraction,
+            results=results,
+            targets=report.evaluate_targets(results),
+        )
+        out.write_text(json.dumps(document, indent=2))
+
+    # Method 2 takes minutes at 360: last at each size, so an interrupted run keeps the other figures.
+    order = sorted(args.methods, key=lambda m: (m == report.BASELINE, m))
+    for n in args.sizes:
+        for method_key in order:
+            print(f"method {method_key} ({report.METHOD_LABELS[method_key]}), N={n}", file=sys.stderr)
+            results.append(run_one(method_key, n, args))
+            save(complete=False)
+    save(complete=True)
+    print_report(document, out.relative_to(REPO) if out.is_relative_to(REPO) else out)
+    return 1 if any(r.get("error") for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Pure maths of the benchmark: request classification, ratios, the table and the targets."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .objects import KINDS
+
+PHASES = ("first", "noop", "changed")
+BASELINE = "2"
+OURS = "1"
+METHOD_LABELS = {
+    "1": "istio-lab modules",
+    "2": "k8s, task per object",
+    "3": "k8s, one task",
+    "4": "kubectl apply",
+    "5": "kubectl apply --server-side",
+}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_DISCOVERY = re.compile(r"^/(api(/[^/]+)?|apis(/[^/]+){0,2}|version|openapi(/.*)?)/?$")
+_OBJECT_PATH = re.compile(r"^/apis?/(?:[^/]+/)?[^/]+/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)/(?P<name>[^/]+)$")
+_KIND_OF_PLURAL = {k.plural: k.kind for k in KINDS}
+
+
+def is_discovery(path: str) -> bool:
+    return bool(_DISCOVERY.match(path.split("?", 1)[0]))
+
+
+def written_object(path: str) -> tuple[str, str, str] | None:
+    """(kind, namespace, name) of a write addressed to one Istio object, else None (e.g. a POST to a collection)."""
+    match = _OBJECT_PATH.match(path.split("?", 1)[0])
+    if not match or match["plural"] not in _KIND_OF_PLURAL:
+        return None
+    return (_KIND_OF_PLURAL[match["plural"]], match["ns"], match["name"])
+
+
+def _is_object_get(record: dict, verb: str, path: str) -> bool:
+    # The server's verb tells a get from a list; without it, the path does.
+    if record.get("verb"):
+        return verb == "get"
+    return written_object(path) is not None
+
+
+def summarize_requests(records: list[dict]) -> dict:
+    """Count requests by verb and by class: discovery, object GETs, lists, writes, dry-run writes.
+
+    A record has at least `method` and `path`; `verb` (Kubernetes verb) and
+    `dry_run` when the server (the double) or the counting proxy knows them.
+    """
+    by_verb: Counter = Counter()
+    summary = {"total": 0, "discovery": 0, "object_gets": 0, "lists": 0, "writes": 0, "dry_run_writes": 0, "errors": 0}
+    written: list[list[str] | None] = []
+    for record in records:
+        method = record.get("method", "GET").upper()
+        path = record.get("path", "")
+        verb = record.get("verb") or method.lower()
+        dry_run = bool(record.get("dry_run")) or "dryRun=" in path
+        summary["total"] += 1
+        by_verb[f"{verb} (dry-run)" if dry_run else verb] += 1
+        if int(record.get("status") or 0) >= 400:
+            summary["errors"] += 1
+        if method in WRITE_METHODS:
+            summary["dry_run_writes" if dry_run else "writes"] += 1
+            if not dry_run:
+                target = written_object(path)
+                written.append(list(target) if target else None)
+        elif is_discovery(path):
+            summary["discovery"] += 1
+        elif _is_object_get(record, verb, path):
+            summary["object_gets"] += 1
+        else:
+            summary["lists"] += 1
+    summary["reads"] = summary["total"] - summary["writes"] - summary["dry_run_writes"]
+    summary["by_verb"] = dict(sorted(by_verb.items()))
+    summary["written"] = written
+    return summary
+
+
+def speedup(baseline_s: float | None, other_s: float | None) -> float | None:
+    """How many times faster `other` is than the baseline (>1: faster)."""
+    if not baseline_s or not other_s:
+        return None
+    return baseline_s / other_s
+
+
+def _result(results: list[dict], method: str, n: int) -> dict | None:
+    return next((r for r in results if r["method"] == method and r["n"] == n and not r.get("error")), None)
+
+
+def _wall(result: dict | None, phase: str) -> float | None:
+    return result["phases"][phase]["wall_s"] if result else None
+
+
+def add_ratios(results: list[dict]) -> None:
+    """Store, in every phase, the speedup against method 2 at the same N."""
+    for result in results:
+        baseline = _result(results, BASELINE, result["n"])
+        for phase, data in result.get("phases", {}).items():
+            data["speedup_vs_m2"] = speedup(_wall(baseline, phase), data["wall_s"])
+
+
+def _fmt_time(seconds: float | None, ratio: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.2f}" + (f" ({ratio:.1f}x)" if ratio is not None else "")
+
+
+def _fmt_requests(summary: dict) -> str:
+    return f"{summary['reads']}r/{summary['writes']}w" + (
+        f"+{summary['dry_run_writes']}dry" if summary["dry_run_writes"] else ""
+    )
+
+
+def table(results: list[dict]) -> str:
+    """One table: wall seconds (speedup against method 2), requests (reads/writes) and peak memory."""
+    header = ["N", "method", "first s", "no-op s", "changed s", "req first", "req no-op", "req changed", "peak MiB"]
+    rows = [header]
+    for result in sorted(results, key=lambda r: (r["n"], r["method"])):
+        label = f"{result['method']} {METHOD_LABELS.get(result['method'], '')}".strip()
+        if result.get("error"):
+            rows.append([str(result["n"]), label, "error: " + result["error"][:60], "", "", "", "", "", ""])
+            continue
+        phases = result["phases"]
+        rows.append(
+            [str(result["n"]), label]
+            + [_fmt_time(phases[p]["wall_s"], phases[p].get("speedup_vs_m2")) for p in PHASES]
+            + [_fmt_requests(phases[p]["requests"]) for p in PHASES]
+            + [f"{max(phases[p]['peak_rss_mib'] for p in PHASES):.0f}"]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def evaluate_targets(results: list[dict]) -> list[dict]:
+    """The issue's targets, each with held = True/False (None when not measured in this run) and the numbers."""
+    targets = []
+    sizes = sorted({r["n"] for r in results})
+    largest = sizes[-1] if sizes else None
+
+    ours, base = _result(results, OURS, largest), _result(results, BASELINE, largest)
+    others = {m: _result(results, m, largest) for m in ("3", "4", "5")}
+    detail, held = [], None
+    if ours:
+        noop = _wall(ours, "noop")
+        ratio = speedup(_wall(base, "noop"), noop)
+        checks = []
+        if ratio is not None:
+            checks.append(ratio >= 50)
+            detail.append(f"{ratio:.1f}x faster than method 2 ({_wall(base, 'noop'):.2f}s vs {noop:.2f}s)")
+        for method, other in others.items():
+            if other:
+                checks.append(noop < _wall(other, "noop"))
+                detail.append(f"method {method} {_wall(other, 'noop'):.2f}s")
+        held = all(checks) if base and all(others.values()) else None
+    targets.append(
+        {
+            "target": f"no-op re-run of {largest} objects >= 50x faster than method 2 and faster than methods 3, 4, 5",
+            "held": held,
+            "detail": "; ".join(detail) or "method 1 not measured",
+        }
+    )
+
+    detail, checks = [], []
+    for n in sizes:
+        result = _result(results, OURS, n)
+        if not result:
+            continue
+        req = result["phases"]["noop"]["requests"]
+        scope_count = result["scopes"]
+        ok = (
+            req["writes"] == 0
+            and req["dry_run_writes"] == 0
+            and req["object_gets"] == 0
+            and req["lists"] <= scope_count
+        )
+        checks.append(ok)
+        detail.append(
+            f"N={n}: {req['lists']} lists for {scope_count} kind/namespace scopes, {req['object_gets']} object GETs, "
+            f"{req['discovery']} discovery, {req['writes']} writes, {req['dry_run_writes']} dry-run writes"
+        )
+    targets.append(
+        {
+            "target": "no-op requests grow with kinds and namespace scopes, not objects (no per-object GET), no writes",
+            "held": all(checks) if checks else None,
+            "detail": "; ".join(detail) or "method 1 not measured",
+        }
+    )
+
+    detail, checks = [], []
+    for n in sizes:
+        ours_n, m5 = _result(results, OURS, n), _result(results, "5", n)
+        if ours_n and m5:
+            checks.append(_wall(ours_n, "first") <= _wall(m5, "first"))
+            detail.append(f"N={n}: {_wall(ours_n, 'first'):.2f}s vs {_wall(m5, 'first'):.2f}s")
+    targets.append(
+        {
+            "target": "first run no slower than method 5",
+            "held": all(checks) if checks else None,
+            "detail": "; ".join(detail) or "methods 1 and 5 not both measured",
+        }
+    )
+
+    detail, checks = [], []
+    for n in sizes:
+        result = _result(results, OURS, n)
+        if not result:
+            continue
+        written = result["phases"]["changed"]["requests"]["written"]
+        expected = sorted(list(key) for key in result["changed_keys"])
+        ok = None not in written and {tuple(w) for w in written} == {tuple(k) for k in expected}
+        checks.append(ok)
+        detail.append(
+            f"N={n}: {len(written)} writes for {len(expected)} changed objects"
+            + ("" if ok else " (other objects written)")
+        )
+    targets.append(
+        {
+            "target": "changed run writes only the changed objects",
+            "held": all(checks) if checks else None,
+            "detail": "; ".join(detail) or "method 1 not measured",
+        }
+    )
+    return targets
+
+
+def format_targets(targets: list[dict]) -> str:
+    verdict = {True: "HELD", False: "NOT HELD", None: "NOT MEASURED"}
+    return "\n".join(f"[{verdict[t['held']]}] {t['target']}: {t['detail']}" for t in targets)

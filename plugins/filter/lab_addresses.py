@@ -1,0 +1,162 @@
+"""Address filters of the lab platform.
+
+IP address ranges (MetalLB's pool)
+----------------------------------
+``metallb_address_range`` is one range, written the two ways MetalLB accepts:
+``first-last`` (``192.168.1.240-192.168.1.250``) or a CIDR
+(``192.168.1.240/28``). ``lab_address_range`` parses it; ``lab_address_pool``
+also refuses a pool that covers a node's own address (MetalLB would answer ARP
+for it and steal the node's traffic) and a pinned ingress IP outside the pool
+(MetalLB only hands out addresses of its pools). Both raise a message that
+names the variable and says what to change, so a role can call them before it
+touches the cluster.
+
+Image registry addresses (classroom mirrors)
+--------------------------------------------
+``lab_mirror_image`` moves an image reference to ``lab_registry_mirror``:
+the registry host is replaced by the mirror and the repository path kept
+(``quay.io/metallb/controller:v0.16.1`` -> ``<mirror>/metallb/controller:v0.16.1``;
+Docker Hub short names gain their implicit ``library/``).
+``lab_mirror_images`` does that to every container of a list of manifests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+RANGE_EXAMPLES = "'first-last' (e.g. 192.168.1.240-192.168.1.250) or a CIDR (e.g. 192.168.1.240/28)"
+CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def _ip(text, what):
+    try:
+        return ipaddress.ip_address(str(text).strip())
+    except ValueError:
+        raise AnsibleFilterError(f"{what} {text!r} is not an IP address") from None
+
+
+def lab_address_range(value, name="metallb_address_range"):
+    """Parse one address range; return {range, first, last, size}.
+
+    ``range`` is the normalised text MetalLB takes (``first-last`` or the CIDR).
+    """
+    text = str(value).strip() if isinstance(value, str) else ""
+    if not text:
+        raise AnsibleFilterError(f"{name} is empty: set it to {RANGE_EXAMPLES}")
+    if "/" in text:
+        try:
+            network = ipaddress.ip_network(text)
+        except ValueError as exc:
+            raise AnsibleFilterError(f"{name} {text!r} is not a valid CIDR ({exc}); use {RANGE_EXAMPLES}") from None
+        first, last, normalised = network.network_address, network.broadcast_address, str(network)
+    elif text.count("-") == 1:
+        first_text, last_text = (part.strip() for part in text.split("-"))
+        try:
+            first, last = ipaddress.ip_address(first_text), ipaddress.ip_address(last_text)
+        except ValueError:
+            raise AnsibleFilterError(f"{name} {text!r} is malformed: use {RANGE_EXAMPLES}") from None
+        if first.version != last.version:
+            raise AnsibleFilterError(f"{name} {text!r} mixes IPv4 and IPv6 addresses")
+        if last < first:
+            raise AnsibleFilterError(
+                f"{name} {text!r} is reversed: it starts after it ends; did you mean {last}-{first}?"
+            )
+        normalised = f"{first}-{last}"
+    else:
+        raise AnsibleFilterError(f"{name} {text!r} is malformed: use {RANGE_EXAMPLES}")
+    return {"range": normalised, "first": str(first), "last": str(last), "size": int(last) - int(first) + 1}
+
+
+def _inside(address, parsed):
+    first, last = ipaddress.ip_address(parsed["first"]), ipaddress.ip_address(parsed["last"])
+    return address.version == first.version and first <= address <= last
+
+
+def lab_address_in_range(address, value):
+    """True when ``address`` lies inside the range ``value``."""
+    return _inside(_ip(address, "address"), lab_address_range(value))
+
+
+def lab_address_pool(value, node_addresses=(), ingress_ip=""):
+    """Check MetalLB's pool before anything is written; return its normalised range.
+
+    ``node_addresses``: the cluster nodes' addresses (entries that are not IP
+    addresses, such as host names, are ignored). ``ingress_ip``: the ingress
+    gateway's pinned address, or empty.
+    """
+    parsed = lab_address_range(value)
+    nodes = []
+    for entry in node_addresses or ():
+        try:
+            nodes.append(ipaddress.ip_address(str(entry).strip()))
+        except ValueError:
+            continue
+    taken = sorted({str(address) for address in nodes if _inside(address, parsed)}, key=ipaddress.ip_address)
+    if taken:
+        raise AnsibleFilterError(
+            f"metallb_address_range {parsed['range']!r} includes node address(es) {', '.join(taken)}: MetalLB "
+            "would announce a node's own address; choose a range of free addresses outside the nodes'"
+        )
+    if ingress_ip:
+        ip = _ip(ingress_ip, "lab_ingress_ip")
+        if not _inside(ip, parsed):
+            raise AnsibleFilterError(
+                f"lab_ingress_ip {ingress_ip!r} is outside metallb_address_range {parsed['range']!r}: "
+                "MetalLB only hands out addresses of its pool; pick one inside it or widen the range"
+            )
+    return parsed["range"]
+
+
+def lab_mirror_image(image, mirror=""):
+    """Return ``image`` pulled through ``mirror`` (unchanged when mirror is empty)."""
+    mirror = str(mirror or "").strip().rstrip("/")
+    if not mirror:
+        return image
+    head, _, rest = str(image).partition("/")
+    if rest and ("." in head or ":" in head or head == "localhost"):
+        path = rest  # drop the registry host
+    elif rest:
+        path = str(image)  # Docker Hub "user/repo"
+    else:
+        path = f"library/{image}"  # Docker Hub official image
+    return f"{mirror}/{path}"
+
+
+def _mirror_container(container, mirror):
+    if isinstance(container, Mapping) and "image" in container:
+        return {**container, "image": lab_mirror_image(container["image"], mirror)}
+    return container
+
+
+def _mirror_containers(node, mirror):
+    if isinstance(node, Mapping):
+        result = {}
+        for key, value in node.items():
+            if key in CONTAINER_LISTS and isinstance(value, list):
+                value = [_mirror_container(container, mirror) for container in value]
+            result[key] = _mirror_containers(value, mirror)
+        return result
+    if isinstance(node, list):
+        return [_mirror_containers(item, mirror) for item in node]
+    return node
+
+
+def lab_mirror_images(manifests, mirror=""):
+    """Rewrite every container image of a list of manifests to ``mirror``."""
+    if not str(mirror or "").strip():
+        return list(manifests)
+    return [_mirror_containers(manifest, mirror) for manifest in manifests]
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "lab_address_range": lab_address_range,
+            "lab_address_in_range": lab_address_in_range,
+            "lab_address_pool": lab_address_pool,
+            "lab_mirror_image": lab_mirror_image,
+            "lab_mirror_images": lab_mirror_images,
+        }

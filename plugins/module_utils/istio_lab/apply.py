@@ -1,0 +1,392 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The apply engine of istio_gateway, istio_virtual_service and
+istio_destination_rule.
+
+One task = one process = one connection: one LIST per kind and namespace
+scope gives the live objects (no per-object GET), the comparison decides
+what to write, the whole list is validated before the first write, and only
+objects that differ are written (PUT with the live resourceVersion, retried
+on 409; POST for new ones; DELETE for state=absent)."""
+
+from __future__ import annotations
+
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.istio_lab import client as client_module
+from ansible.module_utils.istio_lab import validate as validate_module
+from ansible.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError, client_from_params
+from ansible.module_utils.istio_lab.normalize import (
+    desired_object,
+    diff_view,
+    differs,
+    is_managed,
+    merged_object,
+    view,
+)
+from ansible.module_utils.istio_lab.resource import MANAGED_BY_LABEL, MANAGED_BY_VALUE, IstioResource, NotServed
+from ansible.module_utils.istio_lab.validate import (
+    Problem,
+    SchemaValidator,
+    gateway_index,
+    gateway_key,
+    gateway_references,
+    object_problems,
+    virtual_service_reference_problems,
+)
+
+# Tries of a replace that meets 409 Conflict (someone wrote in between).
+CONFLICT_TRIES = 5
+# Writes in flight at once (client.POOL_SIZE connections).
+WRITE_WORKERS = POOL_SIZE
+
+
+class ApplyFailed(KubeError):
+    """Nothing (more) could be written; `problems` lists what was found."""
+
+    def __init__(self, message, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+def object_definitions(params):
+    """The objects a task asks for: `definitions`, each inheriting the task's
+    namespace, state, labels and annotations, or the single object of the
+    top-level options."""
+    inherited = {key: params.get(key) for key in ("namespace", "state", "labels", "annotations")}
+    if params.get("definitions") is None:
+        return [{**inherited, "name": params["name"], "spec": params.get("spec")}]
+    found = []
+    for item in params["definitions"]:
+        definition = {key: item.get(key) if item.get(key) is not None else inherited[key]
+                      for key in ("namespace", "state")}
+        for key in ("labels", "annotations"):
+            definition[key] = {**(inherited[key] or {}), **(item.get(key) or {})}
+        definition.update(name=item["name"], spec=item.get("spec"))
+        found.append(definition)
+    return found
+
+
+class Plan:
+    """What to do with one definition."""
+
+    def __init__(self, definition, desired, live, action):
+        self.definition = definition
+        self.desired = desired
+        self.live = live
+        self.action = action  # create | update | delete | unchanged | absent
+        self.stored = None
+
+    @property
+    def key(self):
+        return self.definition["namespace"], self.definition["name"]
+
+
+class Applier:
+    def __init__(self, client, kind, api_version, validate="strict", adopt=False, check_mode=False):
+        self.client = client
+        self.kind = kind
+        self.resource = IstioResource(client, kind, api_version)
+        self.validate = validate
+        self.adopt = adopt
+        self.check_mode = check_mode
+        self.warnings = []
+
+    def ref(self, key):
+        return f"{self.kind} {key[0]}/{key[1]}"
+
+    # ------------------------------------------------------------ planning
+
+    def _definition_problems(self, definitions):
+        problems = []
+        seen = set()
+        for i, definition in enumerate(definitions):
+            key = (definition.get("namespace"), definition.get("name"))
+            where = f"definitions[{i}]" if len(definitions) > 1 else "options"
+            if not key[0]:
+                problems.append(Problem(self.ref(key), "metadata.namespace", f"{where}: namespace is required"))
+            if key in seen:
+                problems.append(Problem(self.ref(key), "metadata.name", f"{where}: the same object appears twice"))
+            seen.add(key)
+            if definition["state"] == "present" and definition.get("spec") is None:
+                problems.append(Problem(self.ref(key), "spec", f"{where}: spec is required with state=present"))
+        return problems
+
+    def plan(self, definitions):
+        problems = self._definition_problems(definitions)
+        if problems:
+            raise ApplyFailed(self._problem_message(problems), problems)
+        namespaces = {d["namespace"] for d in definitions}
+        try:
+            live = self.resource.list(namespaces)
+        except NotServed:
+            if all(d["state"] == "absent" for d in definitions):
+                return [Plan(d, None, None, "absent") for d in definitions]
+            raise
+        plans = []
+        for definition in definitions:
+            key = (definition["namespace"], definition["name"])
+            current = live.get(key)
+            if definition["state"] == "absent":
+                plans.append(Plan(definition, None, current, "delete" if current else "absent"))
+                continue
+            desired = desired_object(self.kind, self.resource.api_version, definition["name"],
+                                     definition["namespace"], definition["spec"], definition.get("labels"),
+                                     definition.get("annotations"))
+            if current is None:
+                action = "create"
+            else:
+                action = "update" if differs(current, desired) else "unchanged"
+            plans.append(Plan(definition, desired, current, action))
+        return plans
+
+    # ------------------------------------------------------------ validation
+
+    def _ownership_problems(self, plans):
+        problems = []
+        for plan in plans:
+            if plan.live is not None and plan.action in ("update", "delete") and not is_managed(plan.live):
+                if self.adopt:
+                    continue
+                problems.append(Problem(self.ref(plan.key), f"metadata.labels[{MANAGED_BY_LABEL}]",
+                                        f"exists but was not created by istio-lab (no {MANAGED_BY_LABEL}="
+                                        f"{MANAGED_BY_VALUE} label): istio-lab leaves it alone; delete it, or set "
+                                        "adopt: true to take it over"))
+        return problems
+
+    def _cross_object_problems(self, plans):
+        if self.kind != "VirtualService":
+            return []
+        services = [p.desired for p in plans if p.desired is not None]
+        namespaces = set()
+        for vs in services:
+            for _, reference in gateway_references(vs):
+                key = gateway_key(reference, vs["metadata"]["namespace"])
+                if key:
+                    namespaces.add(key[0])
+        if not namespaces:
+            return []
+        gateways = IstioResource(self.client, "Gateway", self.resource.api_version).list(namespaces)
+        index = gateway_index(gateways.values())
+        problems = []
+        for vs in services:
+            problems += virtual_service_reference_problems(vs, index)
+        return problems
+
+    def validate_plans(self, plans):
+        """Every problem of the whole list, before the first write. Schema
+        and single-object rules always fail; cross-object rules fail with
+        validate=strict and warn with validate=warn or in check mode (an
+        earlier task of the same check run only pretended to apply what they
+        refer to)."""
+        errors = self._ownership_problems(plans)
+        writes = [p for p in plans if p.action in ("create", "update")]
+        present = [p for p in plans if p.desired is not None]
+        for plan in present:
+            errors += object_problems(plan.desired)
+        validator = None
+        if writes:
+            # Only objects to write need the schema: an unchanged one is what
+            # the server already accepted.
+            schema = self.resource.schema()
+            validator = SchemaValidator(schema) if schema else None
+            for plan in writes if validator else []:
+                errors += validator.problems(plan.desired)
+        cross = self._cross_object_problems(plans)
+        if self.validate == "strict" and not self.check_mode:
+            errors += cross
+        else:
+            self.warnings += [str(p) for p in cross]
+        if errors:
+            raise ApplyFailed(self._problem_message(errors), errors)
+        if writes and validator is None:
+            self._server_dry_run(writes)
+
+    def _server_dry_run(self, writes):
+        """No CRD schema readable (a student's credentials): let the server
+        validate each write strictly without storing anything."""
+        errors = []
+        for plan in writes:
+            try:
+                if plan.action == "create":
+                    self.resource.create(plan.desired, dry_run=True)
+                else:
+                    self.resource.replace(merged_object(plan.live, plan.desired), dry_run=True)
+            except ApiStatusError as exc:
+                if exc.status in (400, 422):
+                    errors.append(Problem(self.ref(plan.key), "spec", f"the API server refused it: {_detail(exc)}"))
+                else:
+                    raise
+        if errors:
+            raise ApplyFailed(self._problem_message(errors), errors)
+
+    @staticmethod
+    def _problem_message(problems):
+        lines = "\n".join(f"- {p}" for p in problems)
+        return f"{len(problems)} problem(s) found, nothing was written:\n{lines}"
+
+    # ------------------------------------------------------------ writing
+
+    def _write_failed(self, plan, exc):
+        hint = ""
+        if exc.status == 404 and plan.action == "create":
+            hint = f" (create namespace {plan.key[0]} first)"
+        return ApplyFailed(f"{self.ref(plan.key)}: the API server refused the {plan.action}: {_detail(exc)}{hint}",
+                           [Problem(self.ref(plan.key), "spec", _detail(exc))])
+
+    def _replace(self, plan, live):
+        for _ in range(CONFLICT_TRIES):
+            try:
+                return self.resource.replace(merged_object(live, plan.desired))
+            except ApiStatusError as exc:
+                if exc.status != 409:
+                    raise
+            live = self.resource.get(*plan.key)
+            if live is None:
+                return self.resource.create(plan.desired)
+            if not is_managed(live) and not self.adopt:
+                raise ApplyFailed(self._problem_message(self._ownership_problems([Plan(plan.definition, None, live,
+                                                                                        "update")])))
+            if not differs(live, plan.desired):
+                plan.action = "unchanged"
+                return live
+        raise ApplyFailed(f"{self.ref(plan.key)}: kept conflicting with other writers after {CONFLICT_TRIES} tries;"
+                          " run the task again")
+
+    def _create(self, plan):
+        try:
+            return self.resource.create(plan.desired)
+        except ApiStatusError as exc:
+            if exc.status != 409:
+                raise
+        # Created by someone else since our LIST: update it like any other.
+        live = self.resource.get(*plan.key)
+        if live is None:  # and deleted again: create it
+            return self.resource.create(plan.desired)
+        if not is_managed(live) and not self.adopt:
+            raise ApplyFailed(self._problem_message(self._ownership_problems([Plan(plan.definition, None, live,
+                                                                                    "update")])))
+        plan.action = "update"
+        return self._replace(plan, live)
+
+    def _write(self, plan):
+        """One object's write; ApplyFailed when the server refuses it."""
+        try:
+            if plan.action == "create":
+                plan.stored = self._create(plan)
+            elif plan.action == "update":
+                plan.stored = self._replace(plan, plan.live)
+            else:
+                if not self.resource.delete(*plan.key):
+                    plan.action = "absent"
+                plan.stored = None
+        except ApiStatusError as exc:
+            if exc.status in (400, 404, 422):
+                raise self._write_failed(plan, exc) from None
+            raise
+
+    def execute(self, plans):
+        """Write what differs, a few objects at a time over the shared
+        connection pool (the API server's latency, not our CPU, is what a
+        first run of a classroom waits for). Every write is attempted; the
+        first failure in input order is raised afterwards."""
+        writes = []
+        for plan in plans:
+            if plan.action in ("unchanged", "absent"):
+                plan.stored = plan.live
+            elif self.check_mode:
+                plan.stored = None if plan.action == "delete" else (
+                    plan.desired if plan.action == "create" else merged_object(plan.live, plan.desired))
+            else:
+                writes.append(plan)
+        if not writes:
+            return
+        with ThreadPoolExecutor(max_workers=min(WRITE_WORKERS, len(writes))) as pool:
+            futures = [pool.submit(self._write, plan) for plan in writes]
+        failures = [f.exception() for f in futures if f.exception() is not None]
+        if failures:
+            written = sum(1 for f in futures if f.exception() is None)
+            first = failures[0]
+            if isinstance(first, ApplyFailed):
+                raise ApplyFailed(f"{first} ({written} other object(s) of this task were written; run the task "
+                                  "again once fixed)", first.problems)
+            raise first
+
+
+PAST_TENSE = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged",
+              "absent": "absent"}
+
+
+def _detail(exc):
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return body.get("message") or str(exc)
+
+
+def apply(client, kind, params, check_mode=False, want_diff=False):
+    """Apply a task's objects; the module's result (without api_requests)."""
+    definitions = object_definitions(params)
+    listed = params.get("definitions") is not None
+    if not definitions:  # an empty list: nothing to do, not even a request
+        return {"changed": False, "warnings": [], "results": [], **({"diff": []} if want_diff else {})}
+    applier = Applier(client, kind, params.get("api_version") or "", params.get("validate", "strict"),
+                      params.get("adopt", False), check_mode)
+    plans = applier.plan(definitions)
+    if any(p.action != "absent" for p in plans):
+        applier.validate_plans(plans)
+    applier.execute(plans)
+    changed = any(p.action in ("create", "update", "delete") for p in plans)
+    results = []
+    diffs = []
+    for plan in plans:
+        results.append({"name": plan.key[1], "namespace": plan.key[0], "action": PAST_TENSE[plan.action],
+                        "result": view(plan.stored)})
+        if plan.action in ("create", "update", "delete") or not listed:
+            diffs.append({"before": diff_view(plan.live), "after": diff_view(plan.stored),
+                          "before_header": applier.ref(plan.key), "after_header": applier.ref(plan.key)})
+    result = {"changed": changed, "warnings": applier.warnings}
+    if listed:
+        result["results"] = results
+        if want_diff:
+            result["diff"] = diffs
+    else:
+        result["result"] = results[0]["result"]
+        # `action` is a key Ansible itself sets in every task result (the module name)
+        result["operation"] = results[0]["action"]
+        if want_diff:
+            result["diff"] = diffs[0]
+    return result
+
+
+def check_libraries(module):
+    if not client_module.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=repr(client_module.KUBERNETES_IMPORT_ERROR))
+    if not validate_module.HAS_JSONSCHEMA:
+        module.fail_json(msg=missing_required_lib("jsonschema"))
+
+
+def run_guarded(module, work):
+    """The body of every istio-lab module's main(): `work(client)` returns the
+    result; every failure becomes fail_json with a message that says what to
+    do, and the result always carries the requests made (api_requests)."""
+    check_libraries(module)
+    client = None
+    try:
+        client = client_from_params(module.params)
+        result = work(client)
+    except ApplyFailed as exc:
+        module.fail_json(msg=str(exc), problems=[p.as_dict() for p in exc.problems],
+                         api_requests=client.counts if client else {})
+    except KubeError as exc:
+        module.fail_json(msg=str(exc), api_requests=client.counts if client else {})
+    except Exception as exc:  # noqa: BLE001 -- report, with the traceback, instead of a bare crash
+        module.fail_json(msg=f"unexpected error: {exc}", exception=traceback.format_exc(),
+                         api_requests=client.counts if client else {})
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(api_requests=client.counts, **result)
+
+
+def run_resource_module(module, kind):
+    """main() of the three resource modules."""
+    run_guarded(module, lambda client: apply(client, kind, module.params, module.check_mode, module._diff))

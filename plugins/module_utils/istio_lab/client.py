@@ -1,0 +1,204 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection to the Kubernetes API: kubeconfig/context through the
+kubernetes library's loader, one HTTP connection pool per process, raw JSON
+requests (no model classes), a count of requests by verb, and retries with
+backoff for transient answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+try:
+    import urllib3
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module through missing_required_lib
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = exc
+
+# Answers worth another try: throttling and the server or a proxy being busy.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# (connect, read) timeouts in seconds for one request.
+REQUEST_TIMEOUT = (10, 60)
+# Connections kept open to the API server (apply.py writes this many at once).
+POOL_SIZE = 4
+
+
+class KubeError(Exception):
+    """A failure to report as is: the message says what to do."""
+
+
+class ApiStatusError(KubeError):
+    """The API answered with an error status."""
+
+    def __init__(self, message, status, reason="", body=None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+    @property
+    def not_served(self):
+        """True for the plain-text 404 of a group/version/resource the server
+        does not serve (CRD not installed), as opposed to a NotFound Status."""
+        return self.status == 404 and not isinstance(self.body, dict)
+
+
+def _decode(data):
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+class KubeClient:
+    """One connection to one API server, shared by every request of a task."""
+
+    def __init__(
+        self,
+        kubeconfig=None,
+        context=None,
+        host=None,
+        api_key=None,
+        validate_certs=None,
+        ca_cert=None,
+        client_cert=None,
+        client_key=None,
+        tries=5,
+        backoff=0.2,
+        sleep=time.sleep,
+    ):
+        self.tries = max(1, tries)
+        self.backoff = backoff
+        self.sleep = sleep
+        self.counts = {}
+        self._counts_lock = threading.Lock()
+        self.context = context or ""
+        configuration = k8s_client.Configuration()
+        if kubeconfig or not host:
+            self._load_kubeconfig(configuration, kubeconfig, context)
+        if host:
+            configuration.host = host
+        if api_key:
+            configuration.api_key = {"authorization": "Bearer " + api_key}
+        if validate_certs is not None:
+            configuration.verify_ssl = validate_certs
+        if ca_cert:
+            configuration.ssl_ca_cert = ca_cert
+        if client_cert:
+            configuration.cert_file = client_cert
+        if client_key:
+            configuration.key_file = client_key
+        # Our own loop retries, with backoff and a count of every attempt.
+        configuration.retries = False
+        configuration.connection_pool_maxsize = POOL_SIZE
+        self.server = configuration.host
+        self.api = k8s_client.ApiClient(configuration)
+
+    def _load_kubeconfig(self, configuration, kubeconfig, context):
+        path = os.path.expanduser(kubeconfig) if kubeconfig else None
+        if path and not os.path.exists(path):
+            raise KubeError(f"kubeconfig {path} does not exist: set kubeconfig (or K8S_AUTH_KUBECONFIG) to the lab's")
+        try:
+            if not context:
+                _, active = k8s_config.list_kube_config_contexts(config_file=path)
+                self.context = (active or {}).get("name", "")
+            k8s_config.load_kube_config(
+                config_file=path, context=context or None, client_configuration=configuration, persist_config=False
+            )
+        except (ConfigException, OSError, ValueError) as exc:
+            if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                k8s_config.load_incluster_config(client_configuration=configuration)
+                self.context = "in-cluster"
+                return
+            where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise KubeError(f"cannot load kubeconfig {where} (context {context or 'current'}): {exc}") from exc
+
+    def describe(self):
+        return f"{self.server} (context {self.context or 'none'})"
+
+    def _count(self, verb):
+        with self._counts_lock:  # writes run in parallel threads
+            self.counts[verb] = self.counts.get(verb, 0) + 1
+
+    def request(self, verb, method, path, query=None, body=None):
+        """Send one request and return the decoded JSON answer. `verb` is the
+        Kubernetes verb counted in `api_requests` (get, list, create...)."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        last = self.tries - 1
+        for attempt in range(self.tries):
+            self._count(verb)
+            try:
+                response = self.api.call_api(
+                    path,
+                    method,
+                    query_params=list(query or []),
+                    header_params=headers,
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _return_http_data_only=True,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                return _decode(response.data) or {}
+            except ApiException as exc:
+                if exc.status in TRANSIENT_STATUSES and attempt < last:
+                    self.sleep(self.backoff * 2**attempt)
+                    continue
+                raise self._status_error(exc, method, path, attempt + 1) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if attempt < last:
+                    self.sleep(self.backoff * 2**attempt)
+                    continue
+                reason = getattr(exc, "reason", None) or exc
+                raise KubeError(
+                    f"cannot reach the Kubernetes API at {self.server} (context {self.context or 'none'}): {reason}"
+                    f" (tried {self.tries} times). Is the cluster up and the kubeconfig the lab's?"
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _status_error(self, exc, method, path, attempts):
+        body = _decode(exc.body)
+        reason = body.get("reason", "") if isinstance(body, dict) else ""
+        detail = body.get("message", "") if isinstance(body, dict) else (body or exc.reason or "").strip()
+        if exc.status == 401:
+            message = f"the Kubernetes API at {self.server} refused the credentials of context {self.context or 'none'}"
+        elif exc.status == 403:
+            message = (
+                f"the Kubernetes API at {self.server} refused the credentials of context "
+                f"{self.context or 'none'} for {method} {path}: {detail}"
+            )
+        elif exc.status in TRANSIENT_STATUSES:
+            message = (
+                f"the Kubernetes API at {self.server} kept failing ({exc.status} {reason or exc.reason}) "
+                f"for {method} {path} after {attempts} tries: {detail}"
+            )
+        else:
+            message = f"{method} {path}: {exc.status} {reason or exc.reason}: {detail}"
+        return ApiStatusError(message, exc.status, reason, body)
+
+
+def client_from_params(params):
+    """A client from a module's connection options (args.CONNECTION_ARGS)."""
+    return KubeClient(
+        kubeconfig=params.get("kubeconfig"),
+        context=params.get("context"),
+        host=params.get("host"),
+        api_key=params.get("api_key"),
+        validate_certs=params.get("validate_certs"),
+        ca_cert=params.get("ca_cert"),
+        client_cert=params.get("client_cert"),
+        client_key=params.get("client_key"),
+    )

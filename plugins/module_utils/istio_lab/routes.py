@@ -1,0 +1,154 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The effective route table of a lab, computed from Gateways,
+VirtualServices, DestinationRules and Services (plain dicts as the API
+returns them): for each gateway, port and host, which VirtualService admits
+it and which Service, port and subset it reaches, plus the problems found.
+Pure: istio_route_info and the verification role feed it what they read."""
+
+from __future__ import annotations
+
+from ansible.module_utils.istio_lab.validate import (
+    Problem,
+    admitting_servers,
+    gateway_index,
+    gateway_key,
+    object_name,
+    virtual_service_reference_problems,
+    weight_problems,
+)
+
+CLUSTER_SUFFIX = ".svc.cluster.local"
+
+
+def _key(obj):
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _sorted(objects):
+    return sorted(objects, key=_key)
+
+
+def resolve_host(host, namespace):
+    """Istio's ResolveShortnameToFQDN: a name without dots is a Service of
+    the rule's namespace; anything else is taken as written."""
+    if host == "*" or "." in host:
+        return host.lower()
+    return f"{host}.{namespace}{CLUSTER_SUFFIX}".lower()
+
+
+def service_key(fqdn):
+    """(namespace, name) of a cluster Service FQDN, else None."""
+    if not fqdn.endswith(CLUSTER_SUFFIX):
+        return None
+    parts = fqdn[: -len(CLUSTER_SUFFIX)].split(".")
+    return (parts[1], parts[0]) if len(parts) == 2 else None
+
+
+def _subsets(destination_rules):
+    """FQDN host -> set of subset names."""
+    subsets = {}
+    for dr in destination_rules:
+        spec = dr.get("spec") or {}
+        host = resolve_host(spec.get("host", ""), dr["metadata"].get("namespace", ""))
+        subsets.setdefault(host, set()).update(s.get("name") for s in spec.get("subsets") or [])
+    return subsets
+
+
+def _destination(vs, path, destination, weight, services, subsets, problems):
+    vs_namespace = vs["metadata"].get("namespace", "")
+    name = object_name(vs)
+    host = destination.get("host", "")
+    fqdn = resolve_host(host, vs_namespace)
+    key = service_key(fqdn)
+    service = services.get(key) if key else None
+    port = (destination.get("port") or {}).get("number")
+    ports = [p.get("port") for p in ((service or {}).get("spec") or {}).get("ports") or []]
+    entry = {
+        "host": host,
+        "fqdn": fqdn,
+        "service": f"{key[0]}/{key[1]}" if key else None,
+        "port": port,
+        "subset": destination.get("subset"),
+        "weight": weight,
+        "service_exists": service is not None,
+        "port_exists": bool(service) and (port in ports if port is not None else len(ports) == 1),
+    }
+    if key and service is None:
+        problems.append(Problem(name, f"{path}.host", f"Service {key[0]}/{key[1]} ({fqdn}) does not exist"))
+    elif key is None and fqdn.count(".") == 1:
+        problems.append(Problem(name, f"{path}.host", f"{host!r} is not expanded by Istio (only names without dots "
+                                f"are); write {host}{CLUSTER_SUFFIX}"))
+    elif service is not None and port is None and len(ports) != 1:
+        problems.append(Problem(name, f"{path}.port", f"Service {entry['service']} has ports {ports}: set "
+                                "destination.port.number"))
+    elif service is not None and port is not None and port not in ports:
+        problems.append(Problem(name, f"{path}.port.number", f"Service {entry['service']} has no port {port} "
+                                f"(it has {ports})"))
+    subset = destination.get("subset")
+    if subset and subset not in subsets.get(fqdn, set()):
+        problems.append(Problem(name, f"{path}.subset", f"no DestinationRule defines subset {subset!r} for {fqdn}"))
+    return entry
+
+
+def _destinations(vs, services, subsets, problems):
+    found = []
+    spec = vs.get("spec") or {}
+    for kind in ("http", "tls", "tcp"):
+        for i, route in enumerate(spec.get(kind) or []):
+            destinations = route.get("route") or []
+            for j, target in enumerate(destinations):
+                weight = target.get("weight")
+                if weight is None and len(destinations) == 1:
+                    weight = 100
+                entry = _destination(vs, f"spec.{kind}[{i}].route[{j}].destination", target.get("destination") or {},
+                                     weight, services, subsets, problems)
+                found.append({"route": f"{kind}[{i}]", **entry})
+    return found
+
+
+def route_table(gateways, virtual_services, services=(), destination_rules=()):
+    """{"routes": [...], "problems": [...], "hosts": {gateway: [hosts]}}."""
+    index = gateway_index(gateways)
+    service_index = {_key(s): s for s in services}
+    subsets = _subsets(destination_rules)
+    problems = []
+    routes = []
+    claims = {}
+    for vs in _sorted(virtual_services):
+        vs_namespace, vs_name = _key(vs)
+        spec = vs.get("spec") or {}
+        problems += virtual_service_reference_problems(vs, index)
+        problems += weight_problems(object_name(vs), spec)
+        destinations = _destinations(vs, service_index, subsets, problems)
+        for reference in spec.get("gateways") or []:
+            key = gateway_key(reference, vs_namespace)
+            if key is None or key not in index:
+                continue
+            for vs_host in spec.get("hosts") or []:
+                for _, port, effective in admitting_servers(vs_namespace, vs_host, index[key]):
+                    claim = (key, port.get("number"), effective)
+                    claims.setdefault(claim, []).append(f"{vs_namespace}/{vs_name}")
+                    routes.append({
+                        "gateway": f"{key[0]}/{key[1]}",
+                        "port": port.get("number"),
+                        "protocol": port.get("protocol"),
+                        "host": effective,
+                        "virtual_service": f"{vs_namespace}/{vs_name}",
+                        "destinations": destinations,
+                    })
+    for (key, port, host), owners in sorted(claims.items(), key=lambda item: (item[0][0], item[0][1] or 0,
+                                                                                 item[0][2])):
+        distinct = sorted(set(owners))
+        if len(distinct) > 1:
+            problems.append(Problem(f"Gateway {key[0]}/{key[1]}", "spec.servers", f"host {host!r} on port {port} is "
+                                    f"claimed by several VirtualServices: {', '.join(distinct)} (Istio merges them "
+                                    "in creation order; keep one)"))
+    hosts = {}
+    for route in routes:
+        hosts.setdefault(route["gateway"], set()).add(route["host"])
+    routes.sort(key=lambda r: (r["gateway"], r["port"] or 0, r["host"], r["virtual_service"]))
+    return {
+        "routes": routes,
+        "problems": [p.as_dict() for p in problems],
+        "hosts": {gateway: sorted(names) for gateway, names in sorted(hosts.items())},
+    }

@@ -1,0 +1,177 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: istio_route_info
+short_description: Read the effective Istio route table of a lab
+version_added: "1.0.0"
+author: istio-lab contributors
+description:
+  - Reads Gateways, VirtualServices, DestinationRules and Services (one LIST request each) and computes, the way
+    Istio would, for each host and port at each gateway which VirtualService admits it and which Service, port and
+    subset it reaches.
+  - Reports the problems found, each naming the object and the field path -- a VirtualService bound to a gateway
+    that does not exist, a host no server of its gateways admits, a destination Service or port that does not exist,
+    a subset no DestinationRule defines, two VirtualServices claiming the same host on the same gateway port, route
+    weights not summing to 100.
+  - Never changes anything.
+options:
+  namespaces:
+    description:
+      - Namespaces to read; all namespaces when left out.
+      - Gateways and Services referenced from these namespaces but living elsewhere (C(istio-system)) must be in the
+        list too, or they are reported as missing.
+    type: list
+    elements: str
+    aliases: [namespace]
+  api_version:
+    description: API version of the Istio objects to read.
+    type: str
+    default: networking.istio.io/v1
+  kubeconfig:
+    description:
+      - Path to the kubeconfig of the lab's cluster.
+      - Defaults to the E(K8S_AUTH_KUBECONFIG) environment variable, then E(KUBECONFIG), then C(~/.kube/config).
+    type: path
+  context:
+    description:
+      - Context of O(kubeconfig) to use; defaults to E(K8S_AUTH_CONTEXT), then the current context.
+    type: str
+  host:
+    description:
+      - URL of the API server, overriding the kubeconfig's (E(K8S_AUTH_HOST)).
+    type: str
+  api_key:
+    description:
+      - Bearer token to authenticate with (E(K8S_AUTH_API_KEY)).
+    type: str
+  validate_certs:
+    description:
+      - Whether to verify the API server's certificate (E(K8S_AUTH_VERIFY_SSL)). Defaults to the kubeconfig's setting.
+    type: bool
+    aliases: [verify_ssl]
+  ca_cert:
+    description:
+      - CA bundle that signed the API server's certificate (E(K8S_AUTH_SSL_CA_CERT)).
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description:
+      - Client certificate to authenticate with (E(K8S_AUTH_CERT_FILE)).
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description:
+      - Key of O(client_cert) (E(K8S_AUTH_KEY_FILE)).
+    type: path
+    aliases: [key_file]
+requirements:
+  - kubernetes (Python client)
+notes:
+  - Supports check mode (it only reads).
+  - Short destination hosts resolve relative to the VirtualService's namespace (C(grafana) in C(istio-system) is
+    C(grafana.istio-system.svc.cluster.local)); names with a dot are taken as written, as Istio does.
+  - Only the gateway side is computed (routes of the C(mesh) gateway are not listed); endpoints are not read.
+seealso:
+  - module: istio_gateway
+  - module: istio_virtual_service
+  - module: istio_destination_rule
+"""
+
+EXAMPLES = r"""
+- name: Read the route table of the lab
+  istio_route_info:
+  register: lab_routes
+
+- name: Fail when the lab's routes have problems
+  ansible.builtin.assert:
+    that: lab_routes.problems | length == 0
+    fail_msg: "{{ lab_routes.problems | map(attribute='message') | list }}"
+
+- name: Show which hosts allgateway serves
+  ansible.builtin.debug:
+    msg: "{{ lab_routes.hosts['istio-system/allgateway'] }}"
+"""
+
+RETURN = r"""
+routes:
+  description: One entry per gateway, port, host and VirtualService, sorted.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    gateway:
+      description: The gateway, C(namespace/name).
+      type: str
+    port:
+      description: The server port number.
+      type: int
+    protocol:
+      description: The server protocol.
+      type: str
+    host:
+      description: The host the route answers (the narrower of the server's and the VirtualService's).
+      type: str
+    virtual_service:
+      description: The VirtualService, C(namespace/name).
+      type: str
+    destinations:
+      description: Every destination of the VirtualService's routes, each with C(route) (C(http[0])), C(host) as
+        written, C(fqdn), C(service) (C(namespace/name) or null for a host outside the cluster), C(port), C(subset),
+        C(weight), C(service_exists) and C(port_exists).
+      type: list
+      elements: dict
+  sample:
+    - gateway: microservice/ingressgateway80
+      port: 80
+      protocol: HTTP
+      host: "*"
+      virtual_service: microservice/tomcat-virtualservice
+      destinations:
+        - route: http[0]
+          host: tomcat.microservice.svc.cluster.local
+          fqdn: tomcat.microservice.svc.cluster.local
+          service: microservice/tomcat
+          port: 80
+          subset: null
+          weight: 100
+          service_exists: true
+          port_exists: true
+problems:
+  description: Problems found, each with C(kind), C(object) (C(Kind namespace/name)), C(field) and C(message).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - kind: VirtualService
+      object: VirtualService istio-system/grafana-istio
+      field: spec.http[0].route[0].destination.host
+      message: Service istio-system/grafana (grafana.istio-system.svc.cluster.local) does not exist
+hosts:
+  description: The sorted distinct hosts each gateway (C(namespace/name)) routes.
+  returned: success
+  type: dict
+  sample: {"istio-system/allgateway": ["grafana-istio.kubernets.cn", "kiali-istio.kubernets.cn"]}
+api_requests:
+  description: Number of API requests this call made, by verb.
+  returned: always
+  type: dict
+  sample: {list: 4}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.istio_lab.apply import run_guarded
+from ansible.module_utils.istio_lab.args import route_info_argument_spec
+from ansible.module_utils.istio_lab.resource import read_route_table
+
+
+def main():
+    module = AnsibleModule(argument_spec=route_info_argument_spec(), supports_check_mode=True)
+    params = module.params
+    run_guarded(module, lambda client: {"changed": False,
+                                        **read_route_table(client, params["namespaces"], params["api_version"])})
+
+
+if __name__ == "__main__":
+    main()

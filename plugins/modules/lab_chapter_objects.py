@@ -1,0 +1,183 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Find, delete, save or restore the objects of an istio-lab chapter."""
+
+DOCUMENTATION = r"""
+module: lab_chapter_objects
+short_description: Find, delete, save or restore the objects of an istio-lab chapter
+description:
+  - Finds every object of a chapter by label (the chapter label and istio-lab's managed-by label),
+    across all namespaces and the kinds a chapter may create (Istio routes and security policies,
+    Deployments, StatefulSets, DaemonSets, Services, ConfigMaps, Secrets, ServiceAccounts,
+    PersistentVolumeClaims, Roles, RoleBindings, and the namespaces the chapter created), with one
+    list request per kind. Kinds the cluster does not serve (Istio CRDs absent) are skipped.
+  - C(state=absent) deletes them in dependency order (routes, then apps, then namespaces) and waits
+    until they are gone. A namespace the chapter created is kept while another chapter's objects live in it.
+  - C(state=saved) writes them to O(path), stripped of server-set fields, with C(manifest.yml)
+    (chapter, cluster identity, sha256 per file). Files are mode 0600 (a save may hold Secrets).
+  - C(state=verified) only checks a save as a restore would (reads one namespace of the cluster, writes nothing):
+    a restore of several chapters verifies them all before restoring the first.
+  - C(state=restored) verifies the save (checksums, chapter, labels, cluster identity unless O(force))
+    and refuses a corrupt or foreign save before any write, then creates what is missing and replaces
+    what differs; identical objects are not written.
+  - Check mode reads only and reports what would be deleted, saved or written.
+options:
+  chapter:
+    description: The chapter id (a key of C(lab_chapters)), or C(all) for every chapter (states listed and absent).
+    type: str
+    required: true
+  state:
+    description: What to do with the chapter's objects.
+    type: str
+    choices: [listed, absent, saved, verified, restored]
+    default: listed
+  chapter_label:
+    description: The label whose value is the chapter id.
+    type: str
+    default: istio-lab.io/chapter
+  match_labels:
+    description: Labels every chapter object carries besides the chapter label (istio-lab's managed-by label).
+    type: dict
+    default: {app.kubernetes.io/managed-by: istio-lab}
+  path:
+    description: The save directory of one cluster's chapter (states saved, verified and restored).
+    type: path
+  cluster:
+    description: The cluster's name, recorded in a save and checked on restore (the inventory host).
+    type: str
+  force:
+    description: Restore a save taken on another cluster (name or kube-system uid differ).
+    type: bool
+    default: false
+  wait:
+    description: Wait until deleted objects are gone (state absent).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for deleted objects to go.
+    type: int
+    default: 300
+  kubeconfig:
+    description: Path to the kubeconfig. Defaults to C(K8S_AUTH_KUBECONFIG), then the kubernetes library's default.
+    type: path
+  context:
+    description: Kubeconfig context. Defaults to C(K8S_AUTH_CONTEXT), then the current context.
+    type: str
+  host:
+    description: API server URL. Defaults to C(K8S_AUTH_HOST).
+    type: str
+  api_key:
+    description: Bearer token. Defaults to C(K8S_AUTH_API_KEY).
+    type: str
+  validate_certs:
+    description: Verify the API server's certificate. Defaults to C(K8S_AUTH_VERIFY_SSL).
+    type: bool
+    aliases: [verify_ssl]
+  ca_cert:
+    description: CA bundle of the API server. Defaults to C(K8S_AUTH_SSL_CA_CERT).
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description: Client certificate. Defaults to C(K8S_AUTH_CERT_FILE).
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: Client key. Defaults to C(K8S_AUTH_KEY_FILE).
+    type: path
+    aliases: [key_file]
+author: istio-lab
+"""
+
+EXAMPLES = r"""
+- name: Reset chapter 1
+  lab_chapter_objects:
+    chapter: "1"
+    state: absent
+
+- name: Save chapter 3
+  lab_chapter_objects:
+    chapter: "3"
+    state: saved
+    path: saves/lab/3
+    cluster: lab
+"""
+
+RETURN = r"""
+objects:
+  description: One row per object, in the order handled.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{chapter: "1", kind: VirtualService, namespace: microservice, name: tomcat-virtualservice, action: deleted}]
+table:
+  description: The rows as a short aligned table (CHAPTER KIND NAMESPACE NAME ACTION), one line each.
+  returned: always
+  type: list
+  elements: str
+unserved_kinds:
+  description: Kinds skipped because the cluster does not serve them (their CRD is not installed).
+  returned: always
+  type: list
+  elements: str
+api_requests:
+  description: API requests made, by verb.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.istio_lab.args import CONNECTION_ARGS
+from ansible.module_utils.istio_lab.chapter_objects import ALL_CHAPTERS, Api, Chapters, row, table
+from ansible.module_utils.istio_lab.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, KubeClient, KubeError
+
+ARGUMENT_SPEC = {
+    "chapter": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["listed", "absent", "saved", "verified", "restored"], "default": "listed"},
+    "chapter_label": {"type": "str", "default": "istio-lab.io/chapter"},
+    "match_labels": {"type": "dict", "default": {"app.kubernetes.io/managed-by": "istio-lab"}},
+    "path": {"type": "path"},
+    "cluster": {"type": "str"},
+    "force": {"type": "bool", "default": False},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 300},
+    **CONNECTION_ARGS,
+}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[(state, state, ["path", "cluster"]) for state in ("saved", "verified", "restored")],
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    params = module.params
+    chapter, state = str(params["chapter"]), params["state"]
+    if chapter == ALL_CHAPTERS and state not in ("listed", "absent"):
+        module.fail_json(msg=f"state {state} takes one chapter id, not {ALL_CHAPTERS}")
+    result = {"changed": False, "objects": [], "table": [], "unserved_kinds": [], "api_requests": {}}
+    client = None
+    try:
+        client = KubeClient(**{key: params[key] for key in CONNECTION_ARGS})
+        chapters = Chapters(Api(client), params["chapter_label"], params["match_labels"], module.check_mode)
+        if state == "listed":
+            changed, rows = chapters.list(chapter)
+        elif state == "absent":
+            changed, rows = chapters.delete(chapter, params["wait"], params["wait_timeout"])
+        elif state == "saved":
+            changed, rows = chapters.save(chapter, params["path"], params["cluster"])
+        elif state == "verified":
+            saved = chapters.verify(chapter, params["path"], params["cluster"], params["force"])
+            changed, rows = False, [row(obj, "verified", chapter) for obj in saved]
+        else:
+            changed, rows = chapters.restore(chapter, params["path"], params["cluster"], params["force"])
+        result.update(changed=changed, objects=rows, table=table(rows), unserved_kinds=chapters.unserved_kinds)
+    except (KubeError, OSError) as exc:
+        result["api_requests"] = client.counts if client else {}
+        module.fail_json(msg=str(exc), **result)
+    result["api_requests"] = client.counts
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

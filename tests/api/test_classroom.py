@@ -1,0 +1,302 @@
+"""A classroom of 30 students, each with their own Kubernetes API double on
+loopback, built in one `playbooks/classroom.yml` run while student07's API
+is deliberately unreachable.
+
+Stages in this run (2 CPU cores): apps, routes, verify, handouts, status.
+The platform stages (MetalLB, Istio, addons) have their own API tests; here
+the platform is seeded through each student's API as Deployments (which the
+double reports ready, like a built platform) so the status page can tell a
+ready platform. Each student's ingress IP (from the address plan, 127.20.0.x)
+is served by a local Envoy-like HTTP server (tests/verify_envoy.py), since no
+Envoy runs here.
+
+Needs 30 clusters: runs against the double only (a real cluster set with
+ISTIO_LAB_TEST_KUBECONFIG cannot stand in for 30). The shared-cluster RBAC
+test, which does run against a real cluster, is in test_classroom_tenant.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import KubeTarget, shared_path
+from tests.helpers import run_playbook
+from tests.kube_double import KubeDouble
+from tests.verify_envoy import EnvoyLikeServer
+
+pytestmark = [pytest.mark.api, pytest.mark.slow]
+
+STUDENTS = [f"student{n:02d}" for n in range(1, 31)]
+UNREACHABLE = "student07"
+ADDRESS_RANGE = "127.20.0.0/24"
+PLATFORM = [("metallb-system", "controller"), ("istio-system", "istiod"),
+            ("istio-system", "istio-ingressgateway"), ("istio-system", "istio-egressgateway"),
+            ("istio-system", "prometheus"), ("istio-system", "grafana"), ("istio-system", "kiali"),
+            ("istio-system", "zipkin")]
+
+if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+    pytest.skip("the classroom test needs 30 clusters: API doubles only", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def seed_platform(target: KubeTarget) -> None:
+    """What the platform stages leave behind, as far as the status page looks."""
+    for namespace in sorted({ns for ns, _ in PLATFORM}):
+        target.ensure_namespace(namespace)
+    for namespace, name in PLATFORM:
+        target.create({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": name, "image": f"registry.invalid/{name}"}]}}},
+        })
+
+
+class Classroom:
+    """The doubles, Envoy stand-ins, generated inventory and output folders of one class."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.doubles: dict[str, KubeDouble] = {}
+        self.targets: dict[str, KubeTarget] = {}
+        self.envoys: list[EnvoyLikeServer] = []
+        self.kubeconfigs = {s: root / "kubeconfigs" / f"{s}.yaml" for s in STUDENTS}
+        self.unreachable_port = free_port()
+        self.inventory = root / "inventory"
+        self.handouts = root / "handouts"
+        self.status = root / "status"
+        self.reports = root / "artifacts"
+        self.retry_dir = root / "retry"
+        self.env = {"TMPDIR": str(root / "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "1",
+                    "ANSIBLE_RETRY_FILES_SAVE_PATH": str(self.retry_dir)}
+        (root / "tmp").mkdir()
+        (root / "kubeconfigs").mkdir()
+
+    def start(self):
+        crds = shared_path() / "crds" / "istio-1.30.3-crds.yaml"
+        if not crds.is_file():
+            pytest.skip(f"Istio CRDs not found at {crds}")
+        for student in STUDENTS:
+            if student == UNREACHABLE:
+                self._write_unreachable_kubeconfig()
+                continue
+            double = KubeDouble(crds=[crds]).start()
+            self.doubles[student] = double
+            double.write_kubeconfig(self.kubeconfigs[student])
+            workdir = self.root / "clients" / student
+            workdir.mkdir(parents=True)
+            target = KubeTarget(str(self.kubeconfigs[student]), "double", double, double, workdir)
+            self.targets[student] = target
+            seed_platform(target)
+        return self
+
+    def _write_unreachable_kubeconfig(self):
+        # Nothing listens on this port: the student's API is down.
+        unreachable = KubeDouble(port=self.unreachable_port)
+        unreachable.write_kubeconfig(self.kubeconfigs[UNREACHABLE])
+
+    def revive_unreachable(self):
+        crds = shared_path() / "crds" / "istio-1.30.3-crds.yaml"
+        double = KubeDouble(crds=[crds], port=self.unreachable_port).start()
+        self.doubles[UNREACHABLE] = double
+        workdir = self.root / "clients" / UNREACHABLE
+        workdir.mkdir(parents=True)
+        self.targets[UNREACHABLE] = KubeTarget(str(self.kubeconfigs[UNREACHABLE]), "double", double, double,
+                                               workdir)
+        seed_platform(self.targets[UNREACHABLE])
+
+    def generate_inventory(self):
+        roster = self.root / "roster.csv"
+        with roster.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "name", "kubeconfig", "context", "machines"])
+            for n, student in enumerate(STUDENTS, 1):
+                writer.writerow([student, f"Student Number{n}", str(self.kubeconfigs[student]), "", ""])
+        result = run_playbook("playbooks/classroom-inventory.yml", env=self.env, extra_vars={
+            "classroom_inventory_roster": str(roster), "classroom_inventory_dir": str(self.inventory),
+            "classroom_inventory_address_ranges": ADDRESS_RANGE, "classroom_inventory_domain": "lab.test"})
+        assert result.rc == 0, result
+        self.hostvars = yaml.safe_load((self.inventory / "hosts.yml").read_text())["all"]["children"]["labs"]["hosts"]
+
+    def start_envoys(self):
+        """One Envoy stand-in per student, on the student's own ingress IP, same port for all."""
+        self.envoy_port = free_port()
+        for student in STUDENTS:
+            envoy = EnvoyLikeServer(self.hostvars[student]["lab_ingress_ip"], self.envoy_port, routes={"*": 200})
+            self.envoys.append(envoy.start())
+
+    def extra_vars(self, **more):
+        return {
+            "classroom_stages": ["apps", "routes", "verify", "handouts", "status"],
+            "lab_enabled_chapters": ["1"],
+            "lab_verify_ingress_ip": "{{ lab_ingress_ip }}",
+            "lab_verify_http_port": self.envoy_port,
+            "lab_verify_retries": 0,
+            "lab_verify_report_dir": str(self.reports),
+            "classroom_handout_dir": str(self.handouts),
+            "classroom_status_dir": str(self.status),
+            **more,
+        }
+
+    def stop(self):
+        for envoy in self.envoys:
+            envoy.stop()
+        for double in self.doubles.values():
+            double.stop()
+
+
+@pytest.fixture(scope="module")
+def classroom(tmp_path_factory):
+    room = Classroom(tmp_path_factory.mktemp("classroom")).start()
+    try:
+        room.generate_inventory()
+        room.start_envoys()
+        room.build = run_playbook("playbooks/classroom.yml", inventory=room.inventory, env=room.env,
+                                  extra_vars=room.extra_vars(), timeout=1800)
+        yield room
+    finally:
+        room.stop()
+
+
+def own_values(room, student):
+    lab = room.hostvars[student]
+    return {"ip": lab["lab_ingress_ip"], "domain": lab["lab_domain"]}
+
+
+def password_of(room, student):
+    return yaml.safe_load((room.handouts / student / "grafana-credentials.txt").read_text())["password"]
+
+
+def test_every_reachable_lab_is_built_and_the_unreachable_one_is_reported(classroom):
+    result = classroom.build
+    assert result.rc != 0, result  # one lab failed
+    for student in STUDENTS:
+        recap = result.recap[student]
+        if student == UNREACHABLE:
+            assert recap["failed"] == 1, result
+        else:
+            assert recap["failed"] == 0 and recap["unreachable"] == 0, (student, result)
+    assert "The cluster is unreachable" in result.stdout
+    retry_file = classroom.retry_dir / "classroom.retry"
+    assert retry_file.read_text().split() == [UNREACHABLE]
+    # The callback folds long messages over several lines: compare with whitespace collapsed.
+    output = " ".join(result.stdout.split())
+    assert f"1 of 30 labs failed: {UNREACHABLE}. The others are built. Retry the failed ones alone with: " \
+           f"ansible-playbook playbooks/classroom.yml -i {classroom.inventory} --limit @{retry_file}" in output, result
+
+
+def test_the_built_labs_have_the_chapter_through_their_own_api(classroom):
+    for student, target in classroom.targets.items():
+        gateway = target.get("networking.istio.io/v1", "Gateway", "ingressgateway80", "microservice")
+        service = target.get("networking.istio.io/v1", "VirtualService", "tomcat-virtualservice", "microservice")
+        tomcat = target.get("apps/v1", "Deployment", "tomcat", "microservice")
+        assert gateway and service and tomcat, student
+        assert gateway["metadata"]["labels"]["istio-lab.io/chapter"] == "1"
+        report = json.loads((classroom.reports / student / "verify.json").read_text())
+        assert report["ok"] is True and report["ingress_ip"] == own_values(classroom, student)["ip"], student
+    assert not (classroom.reports / UNREACHABLE / "verify.json").exists()
+
+
+def test_each_student_was_probed_on_their_own_ingress_ip(classroom):
+    for envoy, student in zip(classroom.envoys, STUDENTS, strict=True):
+        if student == UNREACHABLE:
+            assert envoy.requests == []
+        else:
+            assert envoy.requests, student
+
+
+def test_status_page_has_one_row_per_student_and_shows_the_failure(classroom):
+    rows = {row["student"]: row for row in json.loads((classroom.status / "status.json").read_text())}
+    assert sorted(rows) == STUDENTS
+    for student, row in rows.items():
+        if student == UNREACHABLE:
+            assert row["state"] == "failed"
+            assert "the lab failed during this run" in row["problems"]
+        else:
+            assert (row["state"], row["reachable"], row["platform"]) == ("healthy", "yes", "ready"), row
+            ip = own_values(classroom, student)["ip"]
+            assert [(r["url"], r["status"], r["ok"]) for r in row["routes"]][0] == (f"http://{ip}:{classroom.envoy_port}/",
+                                                                                     200, True)
+    markdown = (classroom.status / "status.md").read_text()
+    html = (classroom.status / "status.html").read_text()
+    retry = f"--limit @{classroom.retry_dir / 'classroom.retry'}"
+    assert "29 of 30 labs healthy" in markdown and "29 of 30 labs healthy" in html
+    assert re.search(rf"^\| {UNREACHABLE} \| Student Number7 \| failed \|", markdown, re.M)
+    assert f'<tr class="failed" id="{UNREACHABLE}">' in html
+    assert retry in markdown and retry in html
+    assert markdown.count("| healthy |") == 29
+
+
+def test_handouts_hold_the_students_own_values_only_with_secrets_0600(classroom):
+    passwords = {s: password_of(classroom, s) for s in STUDENTS}  # generated for every student, student07 too
+    assert len(set(passwords.values())) == 30
+    for student in STUDENTS:
+        folder = classroom.handouts / student
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        if student == UNREACHABLE:
+            assert sorted(p.name for p in folder.iterdir()) == ["grafana-credentials.txt"]
+            continue
+        assert sorted(p.name for p in folder.iterdir()) == ["README.md", "grafana-credentials.txt", "kubeconfig"]
+        for path in folder.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert (folder / "kubeconfig").read_text() == classroom.kubeconfigs[student].read_text()
+        page = (folder / "README.md").read_text()
+        own = own_values(classroom, student)
+        assert passwords[student] in page
+        assert f"{own['ip']} istio-lab-no-route" not in page  # only the chapter's hosts
+        assert f"curl -i http://{own['ip']}/" in page
+        assert f"*.{own['domain']}" in page
+        for other in STUDENTS:
+            if other == student:
+                continue
+            other_values = own_values(classroom, other)
+            assert passwords[other] not in page, (student, other)
+            assert not re.search(rf"\b{other}\b", page), (student, other)
+            assert not re.search(rf"(?<![\d.]){re.escape(other_values['ip'])}(?![\d])", page), (student, other)
+
+
+def test_no_password_appears_in_the_play_output(classroom):
+    output = classroom.build.stdout + classroom.build.stderr
+    for student in STUDENTS:
+        assert password_of(classroom, student) not in output, student
+
+
+def test_classroom_status_playbook_shows_the_unreachable_api(classroom):
+    result = run_playbook("playbooks/classroom-status.yml", inventory=classroom.inventory, env=classroom.env,
+                          extra_vars=classroom.extra_vars(), timeout=1200)
+    rows = {row["student"]: row for row in json.loads((classroom.status / "status.json").read_text())}
+    assert rows[UNREACHABLE]["reachable"] == "no" and rows[UNREACHABLE]["state"] == "failed", result
+    assert any(p.startswith("API unreachable") for p in rows[UNREACHABLE]["problems"])
+    assert all(rows[s]["state"] == "healthy" for s in STUDENTS if s != UNREACHABLE), result
+    assert result.recap[UNREACHABLE]["failed"] == 0  # probing a dead lab is not an error: its row says it
+
+
+def test_retrying_the_failed_student_alone_builds_them_and_touches_nobody_else(classroom):
+    classroom.revive_unreachable()
+    others_before = {s: t.mark() for s, t in classroom.targets.items() if s != UNREACHABLE}
+    retry = f"@{classroom.retry_dir / 'classroom.retry'}"
+    result = run_playbook("playbooks/classroom.yml", inventory=classroom.inventory, env=classroom.env,
+                          limit=retry, extra_vars=classroom.extra_vars(), timeout=1200)
+    assert result.rc == 0, result
+    assert [h for h in result.recap if h.startswith("student")] == [UNREACHABLE]
+    assert classroom.targets[UNREACHABLE].get("networking.istio.io/v1", "VirtualService", "tomcat-virtualservice",
+                                              "microservice")
+    for student, mark in others_before.items():
+        assert classroom.targets[student].requests(mark) == [], student
+    assert sorted(p.name for p in (classroom.handouts / UNREACHABLE).iterdir()) == [
+        "README.md", "grafana-credentials.txt", "kubeconfig"]
+

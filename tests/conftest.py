@@ -1,0 +1,242 @@
+"""Shared pytest fixtures of istio-lab.
+
+- `shared_dir`: the read-only reference folder (`../shared` or $ISTIO_LAB_SHARED).
+- `kube`: a Kubernetes API for one test. By default a fresh in-process
+  kube-apiserver double (tests/kube_double) with the Istio CRDs installed;
+  when $ISTIO_LAB_TEST_KUBECONFIG names a kubeconfig, the real cluster behind
+  a local counting proxy. Either way requests are counted (`kube.mark()`,
+  `kube.requests()`, `kube.writes()`).
+- `kube_no_crds`: the same without any CRD (double only).
+
+Also wires `ansible.module_utils.istio_lab` to plugins/module_utils and puts
+the repository on sys.path so `tests.kube_double` imports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import ansible.module_utils  # noqa: E402
+
+_MODULE_UTILS = str(REPO / "plugins" / "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
+
+from tests.kube_double import KubeDouble  # noqa: E402
+from tests.kube_double.proxy import CountingProxy  # noqa: E402
+
+FIXTURE_USER_AGENT = "istio-lab-test-fixture/1.0"
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def shared_path() -> Path:
+    return Path(os.environ.get("ISTIO_LAB_SHARED") or REPO.parent / "shared").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = shared_path()
+    if not path.is_dir():
+        pytest.skip(f"shared reference folder not found at {path} (set ISTIO_LAB_SHARED)")
+    return path
+
+
+def _istio_crds() -> Path:
+    return shared_path() / "crds" / "istio-1.30.3-crds.yaml"
+
+
+def _metallb_crds() -> Path:
+    return shared_path() / "crds" / "metallb-0.16.1-crds.yaml"
+
+
+class KubeTarget:
+    """One test's Kubernetes API: the double, or a real cluster behind a proxy."""
+
+    def __init__(self, kubeconfig: str, context: str, counter, double: KubeDouble | None, workdir: Path):
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.double = double
+        self._counter = counter
+        self._workdir = workdir
+        self._client = None
+        # TMPDIR: kubernetes.core and the python client cache discovery per
+        # server URL in the temp dir; a per-test dir stops a later double on a
+        # reused port from reading this test's resource list.
+        self.env = {"KUBECONFIG": kubeconfig, "K8S_AUTH_KUBECONFIG": kubeconfig, "K8S_AUTH_CONTEXT": context,
+                    "TMPDIR": str(workdir / "tmp")}
+        (workdir / "tmp").mkdir(exist_ok=True)
+
+    @property
+    def is_double(self) -> bool:
+        return self.double is not None
+
+    def require_double(self, why: str) -> KubeDouble:
+        """Skip on a real cluster: for tests that need the double's in-process features."""
+        if self.double is None:
+            pytest.skip(f"needs the in-process API double ({why}); not possible against a real cluster")
+        return self.double
+
+    # ---- request counting
+    def mark(self) -> int:
+        return self._counter.mark()
+
+    def requests(self, since: int | None = None, include_fixture: bool = False) -> list[dict]:
+        """Requests since a mark; the fixture's own helper calls are left out
+        unless include_fixture."""
+        records = self._counter.requests(since)
+        if include_fixture:
+            return records
+        return [r for r in records if not r.get("user_agent", "").startswith(FIXTURE_USER_AGENT.split("/")[0])]
+
+    def writes(self, since: int | None = None) -> list[dict]:
+        """Non-dry-run create/update/patch/delete(collection) requests since a mark."""
+        return [r for r in self.requests(since) if r.get("verb") in WRITE_VERBS and not r.get("dry_run")]
+
+    # ---- client helpers (their requests are tagged and not counted by default)
+    def client(self):
+        if self._client is None:
+            from kubernetes import config
+            from kubernetes.dynamic import DynamicClient
+
+            api_client = config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
+            api_client.user_agent = FIXTURE_USER_AGENT
+            self._client = DynamicClient(api_client, cache_file=str(self._workdir / "discovery.json"))
+        return self._client
+
+    def resource(self, api_version: str, kind: str):
+        return self.client().resources.get(api_version=api_version, kind=kind)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            return self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict]:
+        result = self.resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+        return [item.to_dict() for item in result.items]
+
+    def create(self, obj: dict) -> dict:
+        meta = obj.get("metadata") or {}
+        resource = self.resource(obj["apiVersion"], obj["kind"])
+        namespace = meta.get("namespace") or ("default" if resource.namespaced else None)
+        return resource.create(body=obj, namespace=namespace).to_dict()
+
+    def apply(self, obj: dict) -> dict:
+        """Server-side apply one object (field manager istio-lab-tests, forced)."""
+        meta = obj.get("metadata") or {}
+        resource = self.resource(obj["apiVersion"], obj["kind"])
+        namespace = meta.get("namespace") or ("default" if resource.namespaced else None)
+        return resource.server_side_apply(body=obj, name=meta["name"], namespace=namespace,
+                                          field_manager="istio-lab-tests", force_conflicts=True).to_dict()
+
+    def apply_file(self, path) -> list[dict]:
+        """Apply every document of a YAML file (like `kubectl apply --server-side -f`)."""
+        import yaml
+
+        with open(path, encoding="utf-8") as handle:
+            docs = [d for d in yaml.safe_load_all(handle) if d]
+        applied = []
+        for doc in docs:
+            if doc.get("kind", "").endswith("List") and "items" in doc:
+                applied.extend(self.apply(item) for item in doc["items"])
+            else:
+                applied.append(self.apply(doc))
+                if doc.get("kind") == "CustomResourceDefinition":
+                    self.client().resources.invalidate_cache()
+        return applied
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            self.resource(api_version, kind).delete(name=name, namespace=namespace)
+            return True
+        except NotFoundError:
+            return False
+
+    def ensure_namespace(self, name: str, labels: dict | None = None) -> dict:
+        existing = self.get("v1", "Namespace", name)
+        if existing is not None:
+            return existing
+        return self.create({"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": name, "labels": labels or {}}})
+
+    def install_istio_crds(self) -> None:
+        self._install_crds(_istio_crds())
+
+    def install_metallb_crds(self) -> None:
+        self._install_crds(_metallb_crds())
+
+    def _install_crds(self, path: Path) -> None:
+        if not path.is_file():
+            pytest.skip(f"CRD file {path} not found (set ISTIO_LAB_SHARED)")
+        if self.double is not None:
+            self.double.install_crds(path)
+        else:
+            self.apply_file(path)
+        if self._client is not None:
+            self._client.resources.invalidate_cache()
+
+
+def _make_double_target(tmp_path: Path, crd_files, **options):
+    double = KubeDouble(crds=crd_files, **options).start()
+    kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig", context="double")
+    return double, KubeTarget(kubeconfig, "double", double, double, tmp_path)
+
+
+@pytest.fixture
+def kube(tmp_path):
+    """A Kubernetes API for this test: a fresh double with the Istio CRDs, or the
+    real cluster of $ISTIO_LAB_TEST_KUBECONFIG behind a counting proxy."""
+    real = os.environ.get("ISTIO_LAB_TEST_KUBECONFIG")
+    if real:
+        yield from _real_cluster(tmp_path, real)
+        return
+    crds = _istio_crds()
+    if not crds.is_file():
+        pytest.skip(f"Istio CRDs not found at {crds} (set ISTIO_LAB_SHARED)")
+    double, target = _make_double_target(tmp_path, [crds])
+    try:
+        yield target
+    finally:
+        double.stop()
+
+
+@pytest.fixture
+def kube_no_crds(tmp_path):
+    """A fresh double without any CRD (for "CRD missing" behaviour)."""
+    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        pytest.skip("needs a cluster without the Istio CRDs: only the double can provide one")
+    double, target = _make_double_target(tmp_path, [])
+    try:
+        yield target
+    finally:
+        double.stop()
+
+
+def _real_cluster(tmp_path: Path, real_kubeconfig: str):
+    context = os.environ.get("ISTIO_LAB_TEST_CONTEXT") or None
+    proxy = CountingProxy(real_kubeconfig, context).start()
+    kubeconfig = proxy.write_kubeconfig(tmp_path / "kubeconfig", context="proxy")
+    target = KubeTarget(kubeconfig, "proxy", proxy, None, tmp_path)
+    before = {n["metadata"]["name"] for n in target.list("v1", "Namespace")}
+    try:
+        yield target
+    finally:
+        # Clean up what the test made: every namespace it created (and so its objects).
+        for namespace in target.list("v1", "Namespace"):
+            if namespace["metadata"]["name"] not in before:
+                target.delete("v1", "Namespace", namespace["metadata"]["name"])
+        proxy.stop()

@@ -1,0 +1,166 @@
+"""A counting reverse proxy: plain HTTP on 127.0.0.1 in, a real cluster out
+(with the kubeconfig's TLS and credentials). Tests talk to the proxy so that
+requests are counted the same way as with the double."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import urllib3
+import yaml
+
+from .server import DEFAULT_TOKEN, describe_request
+
+_HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+                "transfer-encoding", "upgrade", "host", "authorization", "content-length", "content-encoding"}
+
+
+class CountingProxy:
+    """Forward everything to the cluster of `kubeconfig`/`context`; log each
+    request like KubeDouble does (mark/requests/reset_requests)."""
+
+    def __init__(self, kubeconfig: str, context: str | None = None, token: str = DEFAULT_TOKEN):
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, context=context or None,
+                                client_configuration=configuration)
+        self.configuration = configuration
+        self.upstream = configuration.host.rstrip("/")
+        self.token = token
+        self.pool = urllib3.PoolManager(
+            num_pools=4, maxsize=16,
+            cert_reqs="CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
+            ca_certs=configuration.ssl_ca_cert, cert_file=configuration.cert_file, key_file=configuration.key_file)
+        self._log: list[dict] = []
+        self._lock = threading.Lock()
+        self._server = None
+        self.port = 0
+
+    def _upstream_headers(self) -> dict:
+        headers = {}
+        auth = self.configuration.get_api_key_with_prefix("authorization")
+        if auth:
+            headers["Authorization"] = auth
+        return headers
+
+    def start(self) -> CountingProxy:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
+        self._server.daemon_threads = True
+        self._server.proxy = self
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_kubeconfig(self, path, context: str = "proxy") -> str:
+        config = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": f"{context}-user", "user": {"token": self.token}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-user"}}],
+            "current-context": context,
+        }
+        fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(config, handle, sort_keys=False)
+        return os.fspath(path)
+
+    def _record(self, entry: dict) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self._log)
+
+    def requests(self, since: int | None = None) -> list[dict]:
+        with self._lock:
+            return list(self._log[since or 0:])
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - no access log on stderr
+        pass
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see server._Handler.setup
+
+    def do_GET(self):
+        self._forward()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _forward(self) -> None:
+        proxy: CountingProxy = self.server.proxy
+        split = urlsplit(self.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        record = {"time": time.time(), "method": self.command, "path": split.path.rstrip("/") or "/",
+                  "query": query, "dry_run": query.get("dryRun") == "All", "status": 0,
+                  "field_manager": query.get("fieldManager"), "content_type": self.headers.get("Content-Type"),
+                  "user_agent": self.headers.get("User-Agent", "")}
+        record.update(describe_request(self.command, record["path"], query))
+        if self.headers.get("Authorization", "") != f"Bearer {proxy.token}":
+            payload = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                       b'"message":"Unauthorized","reason":"Unauthorized","code":401}')
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            record["status"] = 401
+            proxy._record(record)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+        headers.update(proxy._upstream_headers())
+        response = proxy.pool.request(self.command, proxy.upstream + self.path, body=body, headers=headers,
+                                      preload_content=False, redirect=False, retries=False,
+                                      timeout=urllib3.Timeout(connect=10, read=330))
+        record["status"] = response.status
+        proxy._record(record)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            if name.lower() not in _HOP_HEADERS:
+                self.send_header(name, value)
+        streaming = query.get("watch") in ("true", "1")
+        try:
+            if streaming:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for chunk in response.stream(4096, decode_content=True):
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.close_connection = True
+            else:
+                payload = response.read(decode_content=True)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            response.release_conn()

@@ -1,0 +1,173 @@
+"""The connection layer against a scripted HTTP server on 127.0.0.1:
+kubeconfig/context loading, retries with backoff on transient answers,
+and the messages of each failure."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import ansible.module_utils
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
+    ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
+
+from ansible.module_utils.istio_lab.client import ApiStatusError, KubeClient, KubeError  # noqa: E402
+from ansible.module_utils.istio_lab.resource import IstioResource, NotServed  # noqa: E402
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Answers each request with the next scripted (status, body) and records it."""
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen.append((self.command, self.path, self.headers.get("Authorization"), body))
+        status, payload = self.server.script.pop(0) if self.server.script else (200, {})
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+
+@pytest.fixture
+def server(tmp_path):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    httpd.script, httpd.seen = [], []
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "lab",
+                "clusters": [{"name": "c", "cluster": {"server": url}}],
+                "users": [{"name": "u", "user": {"token": "t0ken"}}],
+                "contexts": [
+                    {"name": "lab", "context": {"cluster": "c", "user": "u"}},
+                    {"name": "other", "context": {"cluster": "c", "user": "u"}},
+                ],
+            }
+        )
+    )
+    httpd.kubeconfig = str(kubeconfig)
+    httpd.url = url
+    yield httpd
+    httpd.shutdown()
+
+
+def client(server, **kwargs):
+    sleeps = []
+    made = KubeClient(kubeconfig=server.kubeconfig, sleep=sleeps.append, **kwargs)
+    made.sleeps = sleeps
+    return made
+
+
+def status(code, reason, message):
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": reason,
+        "message": message,
+        "code": code,
+    }
+
+
+def test_kubeconfig_context_and_token(server):
+    made = client(server)
+    assert made.context == "lab" and made.server == server.url
+    assert client(server, context="other").context == "other"
+    server.script = [(200, {"kind": "VirtualServiceList", "apiVersion": "networking.istio.io/v1", "items": []})]
+    assert made.request("list", "GET", "/apis/networking.istio.io/v1/virtualservices")["items"] == []
+    assert server.seen[0][2] == "Bearer t0ken"
+    assert made.counts == {"list": 1}
+
+
+def test_transient_errors_are_retried_with_backoff(server):
+    made = client(server)
+    server.script = [
+        (503, status(503, "ServiceUnavailable", "busy")),
+        (429, status(429, "TooManyRequests", "slow")),
+        (200, {"ok": True}),
+    ]
+    assert made.request("get", "GET", "/x") == {"ok": True}
+    assert made.sleeps == [0.2, 0.4]
+    assert made.counts == {"get": 3}
+
+
+def test_transient_errors_give_up_with_a_clear_message(server):
+    made = client(server)
+    server.script = [(500, status(500, "InternalError", "etcd down"))] * 5
+    with pytest.raises(ApiStatusError, match=r"kept failing \(500 InternalError\).*after 5 tries: etcd down"):
+        made.request("get", "GET", "/x")
+    assert made.sleeps == [0.2, 0.4, 0.8, 1.6]
+
+
+def test_bad_credentials_name_the_context(server):
+    server.script = [(401, status(401, "Unauthorized", "Unauthorized"))]
+    with pytest.raises(ApiStatusError, match=r"refused the credentials of context lab"):
+        client(server).request("list", "GET", "/x")
+
+
+def test_unreachable_api_names_server_and_context(server, tmp_path):
+    made = KubeClient(host="http://127.0.0.1:9", api_key="x", sleep=lambda s: None)  # nothing listens on port 9
+    with pytest.raises(KubeError, match=r"cannot reach the Kubernetes API at http://127.0.0.1:9 \(context none\)"):
+        made.request("list", "GET", "/x")
+    assert made.counts == {"list": 5}
+
+
+def test_missing_kubeconfig(tmp_path):
+    with pytest.raises(KubeError, match="kubeconfig .*missing does not exist"):
+        KubeClient(kubeconfig=str(tmp_path / "missing"))
+
+
+def test_a_kind_not_served_says_install_istio(server):
+    server.script = [(404, "404 page not found\n")]
+    resource = IstioResource(client(server), "VirtualService")
+    with pytest.raises(NotServed, match=r"VirtualService .* not served .*context lab.*playbooks/istio.yml"):
+        resource.list({"microservice"})
+
+
+def test_writes_are_strict_and_lists_scoped(server):
+    resource = IstioResource(client(server), "Gateway")
+    server.script = [(200, {"items": []}), (200, {"items": []}), (201, {}), (404, status(404, "NotFound", "gone"))]
+    resource.list({"microservice"})
+    resource.list({"microservice", "istio-system"})
+    resource.create({"metadata": {"name": "g", "namespace": "microservice"}})
+    assert resource.delete("microservice", "g") is False
+    paths = [(method, path) for method, path, _, _ in server.seen]
+    assert paths == [
+        ("GET", "/apis/networking.istio.io/v1/namespaces/microservice/gateways"),
+        ("GET", "/apis/networking.istio.io/v1/gateways"),
+        ("POST", "/apis/networking.istio.io/v1/namespaces/microservice/gateways?fieldValidation=Strict"),
+        ("DELETE", "/apis/networking.istio.io/v1/namespaces/microservice/gateways/g"),
+    ]
+
+
+def test_cluster_wide_list_falls_back_to_namespaces_when_forbidden(server):
+    resource = IstioResource(client(server), "Gateway")
+    item = {"metadata": {"name": "g", "namespace": "a"}}
+    server.script = [
+        (403, status(403, "Forbidden", "cannot list at cluster scope")),
+        (200, {"items": [item]}),
+        (200, {"items": []}),
+    ]
+    assert list(resource.list({"a", "b"})) == [("a", "g")]
+    assert [path for _, path, _, _ in server.seen][1:] == [
+        "/apis/networking.istio.io/v1/namespaces/a/gateways",
+        "/apis/networking.istio.io/v1/namespaces/b/gateways",
+    ]

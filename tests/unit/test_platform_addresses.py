@@ -1,0 +1,130 @@
+"""Address filters of the platform roles (plugins/filter/lab_addresses.py):
+MetalLB's pool checked before anything is written, image references moved to
+a registry mirror."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+
+_spec = importlib.util.spec_from_file_location("lab_addresses_filters", REPO / "plugins/filter/lab_addresses.py")
+F = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(F)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.240.0.10-127.240.0.20", ("127.240.0.10-127.240.0.20", "127.240.0.10", "127.240.0.20", 11)),
+        (" 127.240.0.10 - 127.240.0.10 ", ("127.240.0.10-127.240.0.10", "127.240.0.10", "127.240.0.10", 1)),
+        ("127.240.0.16/28", ("127.240.0.16/28", "127.240.0.16", "127.240.0.31", 16)),
+        ("127.240.0.7/32", ("127.240.0.7/32", "127.240.0.7", "127.240.0.7", 1)),
+        ("fd00::10-fd00::1f", ("fd00::10-fd00::1f", "fd00::10", "fd00::1f", 16)),
+    ],
+)
+def test_range_parses_both_metallb_forms(text, expected):
+    parsed = F.lab_address_range(text)
+    assert (parsed["range"], parsed["first"], parsed["last"], parsed["size"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        (None, "is empty"),
+        ("127.240.0.10", "is malformed"),
+        ("127.240.0.10-", "is malformed"),
+        ("127.240.0.300-127.240.0.310", "is malformed"),
+        ("127.240.0.10-127.240.0.20-127.240.0.30", "is malformed"),
+        ("pool-a", "is malformed"),
+        ("127.240.0.20-127.240.0.10", "is reversed: it starts after it ends; did you mean 127.240.0.10-127.240.0.20?"),
+        ("127.240.0.10-fd00::1", "mixes IPv4 and IPv6"),
+        ("127.240.0.17/28", "is not a valid CIDR"),
+        ("127.240.0.0/33", "is not a valid CIDR"),
+    ],
+)
+def test_range_refuses_bad_input_with_the_variable_name(text, message):
+    with pytest.raises(AnsibleFilterError) as caught:
+        F.lab_address_range(text)
+    assert str(caught.value).startswith("metallb_address_range")
+    assert message in str(caught.value)
+
+
+def test_pool_returns_the_normalised_range_when_all_is_well():
+    nodes = ["127.240.0.2", "127.240.0.21", "node-1.lab", "fd00::1"]
+    assert F.lab_address_pool("127.240.0.10 - 127.240.0.20", nodes, "127.240.0.10") == "127.240.0.10-127.240.0.20"
+    assert F.lab_address_pool("127.240.0.16/28", [], "") == "127.240.0.16/28"
+
+
+def test_pool_refuses_node_addresses_inside_and_names_them():
+    with pytest.raises(AnsibleFilterError) as caught:
+        F.lab_address_pool("127.240.0.10-127.240.0.20", ["127.240.0.9", "127.240.0.20", "127.240.0.12"], "")
+    message = str(caught.value)
+    assert "includes node address(es) 127.240.0.12, 127.240.0.20" in message
+    assert "127.240.0.9" not in message
+
+
+@pytest.mark.parametrize("ingress", ["127.240.0.9", "127.240.0.21", "fd00::10"])
+def test_pool_refuses_an_ingress_ip_outside_it(ingress):
+    with pytest.raises(AnsibleFilterError, match=f"lab_ingress_ip '{ingress}' is outside metallb_address_range"):
+        F.lab_address_pool("127.240.0.10-127.240.0.20", [], ingress)
+
+
+def test_pool_refuses_an_ingress_ip_that_is_not_an_address():
+    with pytest.raises(AnsibleFilterError, match="lab_ingress_ip 'ingress.lab' is not an IP address"):
+        F.lab_address_pool("127.240.0.10-127.240.0.20", [], "ingress.lab")
+
+
+def test_address_in_range_edges():
+    assert F.lab_address_in_range("127.240.0.10", "127.240.0.10-127.240.0.20")
+    assert F.lab_address_in_range("127.240.0.20", "127.240.0.10-127.240.0.20")
+    assert not F.lab_address_in_range("127.240.0.21", "127.240.0.10-127.240.0.20")
+    assert not F.lab_address_in_range("::ffff:7ff0:a", "127.240.0.10-127.240.0.20")
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("hub.c.163.com/library/tomcat:latest", "mirror.lab:5000/proxy/library/tomcat:latest"),
+        ("quay.io/metallb/controller:v0.16.1", "mirror.lab:5000/proxy/metallb/controller:v0.16.1"),
+        ("docker.io/istio", "mirror.lab:5000/proxy/istio"),
+        ("localhost/tools/x:1", "mirror.lab:5000/proxy/tools/x:1"),
+        ("registry:5000/a/b", "mirror.lab:5000/proxy/a/b"),
+        ("prom/prometheus:v3.10.0", "mirror.lab:5000/proxy/prom/prometheus:v3.10.0"),
+        ("nginx:1.27", "mirror.lab:5000/proxy/library/nginx:1.27"),
+    ],
+)
+def test_mirror_image_replaces_the_registry_host(image, expected):
+    assert F.lab_mirror_image(image, "mirror.lab:5000/proxy/") == expected
+
+
+def test_mirror_image_without_mirror_keeps_the_reference():
+    assert F.lab_mirror_image("quay.io/kiali/kiali:v2.26", "") == "quay.io/kiali/kiali:v2.26"
+
+
+def test_mirror_images_moves_every_container_of_the_real_manifests():
+    manifest = SHARED / "upstream/istio-1.30.3/addons/prometheus.yaml"
+    if not manifest.exists():
+        pytest.skip(f"shared upstream manifests not found at {manifest}")
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    moved = F.lab_mirror_images(docs, "mirror.lab")
+    images = [
+        c["image"]
+        for d in moved
+        if d["kind"] == "Deployment"
+        for key in ("containers", "initContainers")
+        for c in d["spec"]["template"]["spec"].get(key, [])
+    ]
+    assert sorted(images) == [
+        "mirror.lab/prom/prometheus:v3.10.0",
+        "mirror.lab/prometheus-operator/prometheus-config-reloader:v0.89.0",
+    ]
+    # Everything but the images is untouched, and the input is not modified.
+    assert [d["metadata"]["name"] for d in moved] == [d["metadata"]["name"] for d in docs]
+    assert "docker.io/prom/prometheus:v3.10.0" in yaml.safe_dump(docs)
+    assert F.lab_mirror_images(docs, "") == docs

@@ -1,0 +1,181 @@
+"""A local HTTP server that answers like the Istio ingress gateway's Envoy.
+
+lab_verify probes routes through the ingress gateway with a Host header. No
+Envoy runs here, so the tests point lab_verify at this server on a loopback
+address instead. Like Envoy it answers, for each Host:
+
+- a routed host: the configured status (200 by default) with
+  `server: istio-envoy` (Envoy rewrites the upstream's server header);
+- a host no VirtualService binds: 404 with `server: istio-envoy` and an
+  empty body (what `curl -i` shows in the course before the VirtualService);
+- a broken route: whatever is configured, e.g. 503 "no healthy upstream";
+- `server` can be overridden per host or for the whole server, to play
+  "something other than Envoy holds this address".
+
+Hosts are matched as Istio does: exact names, `*.domain` and `*`.
+
+Use it as a context manager::
+
+    with EnvoyLikeServer(routes={"a.example": 200, "*": 200}) as envoy:
+        envoy.address, envoy.port
+
+or from a shell: `python tests/verify_envoy.py --port 18080 a.example=200`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ENVOY_SERVER = "istio-envoy"
+REASONS = {
+    200: "OK",
+    302: "Found",
+    404: "Not Found",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+@dataclass
+class Answer:
+    """What the server answers for one host."""
+
+    status: int = 200
+    server: str = ENVOY_SERVER
+    body: str = ""
+    location: str = ""
+
+
+def _as_answer(value) -> Answer:
+    if isinstance(value, Answer):
+        return value
+    if isinstance(value, int):
+        body = {503: "no healthy upstream"}.get(value, "" if value == 404 else f"answer {value}\n")
+        return Answer(status=value, body=body)
+    return Answer(**value)
+
+
+def _matches(pattern: str, host: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return pattern == host
+
+
+class EnvoyLikeServer:
+    """Answers like Envoy on `address:port` (port 0 = pick a free one).
+
+    `routes`: {host pattern: status | Answer | dict(status, server, body,
+    location)}; exact names win over wildcards, longer wildcards over
+    shorter. A host no pattern matches gets `unrouted` (404 from Envoy).
+    `server` replaces the server header of every answer (None: per answer).
+    `requests` records (method, host header, path) of each request.
+    """
+
+    def __init__(self, address="127.0.0.1", port=0, routes=None, unrouted=404, server=None):
+        if not address.startswith("127."):
+            raise ValueError(f"loopback addresses only (127.x), not {address}")
+        self.routes = {k.lower(): _as_answer(v) for k, v in (routes or {}).items()}
+        self.unrouted = _as_answer(unrouted)
+        self.server_override = server
+        self.requests: list[tuple[str, str, str]] = []
+        self._httpd = ThreadingHTTPServer((address, port), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return self._httpd.server_address[0]
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def answer_for(self, host_header: str) -> Answer:
+        host = host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+        host = host.lower()
+        if host in self.routes:
+            return self.routes[host]
+        wildcards = sorted((p for p in self.routes if p.startswith("*")), key=len, reverse=True)
+        for pattern in wildcards:
+            if _matches(pattern, host):
+                return self.routes[pattern]
+        return self.unrouted
+
+    def _handler(self):
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def version_string(self):  # the `server` header
+                return self._answer.server
+
+            def _reply(self, with_body=True):
+                outer.requests.append((self.command, self.headers.get("Host", ""), self.path))
+                answer = outer.answer_for(self.headers.get("Host", ""))
+                if outer.server_override is not None:
+                    answer = Answer(answer.status, outer.server_override, answer.body, answer.location)
+                self._answer = answer
+                body = answer.body.encode()
+                self.send_response(answer.status, REASONS.get(answer.status, ""))
+                if answer.location:
+                    self.send_header("location", answer.location)
+                self.send_header("content-length", str(len(body)))
+                self.send_header("content-type", "text/plain")
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                self._reply()
+
+            def do_HEAD(self):  # noqa: N802
+                self._reply(with_body=False)
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        return Handler
+
+    def start(self) -> EnvoyLikeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> EnvoyLikeServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Answer like the Istio ingress gateway on a loopback address.")
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--server", default=None, help="server header of every answer (default istio-envoy)")
+    parser.add_argument("routes", nargs="*", help="HOST=STATUS, e.g. '*=200' or grafana-istio.kubernets.cn=503")
+    args = parser.parse_args(argv)
+    if not args.address.startswith("127."):
+        parser.error("loopback addresses only (127.x)")
+    routes = {host: int(status) for host, status in (r.split("=", 1) for r in args.routes)}
+    server = EnvoyLikeServer(args.address, args.port, routes, server=args.server).start()
+    print(f"answering like Envoy on http://{server.address}:{server.port}/ (Ctrl-C stops)")
+    try:
+        server._thread.join()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
