@@ -10,7 +10,9 @@ address instead. Like Envoy it answers, for each Host:
   empty body (what `curl -i` shows in the course before the VirtualService);
 - a broken route: whatever is configured, e.g. 503 "no healthy upstream";
 - `server` can be overridden per host or for the whole server, to play
-  "something other than Envoy holds this address".
+  "something other than Envoy holds this address";
+- a list of answers for a host is served in turn, the last one repeating
+  (a route Istio has not pushed yet: 404, then 200).
 
 Hosts are matched as Istio does: exact names, `*.domain` and `*`.
 
@@ -72,8 +74,8 @@ class EnvoyLikeServer:
     """Answers like Envoy on `address:port` (port 0 = pick a free one).
 
     `routes`: {host pattern: status | Answer | dict(status, server, body,
-    location)}; exact names win over wildcards, longer wildcards over
-    shorter. A host no pattern matches gets `unrouted` (404 from Envoy).
+    location) | a list of those, served in turn}; exact names win over
+    wildcards, longer wildcards over shorter. A host no pattern matches gets `unrouted` (404 from Envoy).
     `server` replaces the server header of every answer (None: per answer).
     `requests` records (method, host header, path) of each request.
     """
@@ -81,7 +83,9 @@ class EnvoyLikeServer:
     def __init__(self, address="127.0.0.1", port=0, routes=None, unrouted=404, server=None):
         if not address.startswith("127."):
             raise ValueError(f"loopback addresses only (127.x), not {address}")
-        self.routes = {k.lower(): _as_answer(v) for k, v in (routes or {}).items()}
+        self.routes = {
+            k.lower(): [_as_answer(a) for a in (v if isinstance(v, list) else [v])] for k, v in (routes or {}).items()
+        }
         self.unrouted = _as_answer(unrouted)
         self.server_override = server
         self.requests: list[tuple[str, str, str]] = []
@@ -100,13 +104,12 @@ class EnvoyLikeServer:
     def answer_for(self, host_header: str) -> Answer:
         host = host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
         host = host.lower()
-        if host in self.routes:
-            return self.routes[host]
         wildcards = sorted((p for p in self.routes if p.startswith("*")), key=len, reverse=True)
-        for pattern in wildcards:
-            if _matches(pattern, host):
-                return self.routes[pattern]
-        return self.unrouted
+        pattern = host if host in self.routes else next((p for p in wildcards if _matches(p, host)), None)
+        if pattern is None:
+            return self.unrouted
+        answers = self.routes[pattern]
+        return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def _handler(self):
         outer = self

@@ -106,8 +106,11 @@ def serves_openapi(api) -> bool:
         return False
 
 
-def run_one(method_key: str, n: int, args: argparse.Namespace) -> dict:
-    """One method at one size against a fresh API: first run, no-op re-run, changed run."""
+def run_one(method_key: str, n: int, args: argparse.Namespace, on_phase=lambda result: None) -> dict:
+    """One method at one size against a fresh API: first run, no-op re-run, changed run.
+
+    `on_phase(result)` is called after each run with the result so far (`"running": true` until the end).
+    """
     method = METHODS[method_key]
     # On a real cluster, namespaces of an earlier run may still be terminating: make this run's names unique.
     scope = f"bench-m{method_key}-n{n}" + (f"-{args.run_id}" if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG") else "")
@@ -123,6 +126,7 @@ def run_one(method_key: str, n: int, args: argparse.Namespace) -> dict:
         "scopes": len(workload.scopes(objects)),
         "changed_keys": sorted(list(key) for key in changed_keys),
         "phases": {},
+        "running": True,
     }
     if method.is_kubectl and not kubectl_path():
         result["error"] = "kubectl not installed"
@@ -162,6 +166,7 @@ def run_one(method_key: str, n: int, args: argparse.Namespace) -> dict:
                     "reported": outcome(method, measured.stdout),
                     "loadavg_1min_before": load,
                 }
+                on_phase(result)
         finally:
             target.cleanup(namespaces)
             target.close()
@@ -198,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     document: dict = {}
 
-    def save(complete: bool) -> None:
-        # Written after every method and size, so an interrupted run still leaves its figures.
-        report.add_ratios(results)
+    def save(complete: bool, running: dict | None = None) -> None:
+        # Written after every run, so an interrupted benchmark still leaves its figures.
+        document["results"] = results + ([running] if running else [])
+        report.add_ratios(document["results"])
         info["loadavg_end"] = os.getloadavg()
         document.update(
             started=started.isoformat(timespec="seconds"),
@@ -211,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             methods=list(args.methods),
             namespaces=args.namespaces or "one per student",
             change_fraction=args.change_fraction,
-            results=results,
-            targets=report.evaluate_targets(results),
+            targets=report.evaluate_targets(document["results"]),
         )
         out.write_text(json.dumps(document, indent=2))
 
@@ -221,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         for method_key in order:
             print(f"method {method_key} ({report.METHOD_LABELS[method_key]}), N={n}", file=sys.stderr)
-            results.append(run_one(method_key, n, args))
+            result = run_one(method_key, n, args, on_phase=lambda partial: save(False, partial))
+            result.pop("running")
+            results.append(result)
             save(complete=False)
     save(complete=True)
     print_report(document, out.relative_to(REPO) if out.is_relative_to(REPO) else out)

@@ -85,11 +85,17 @@ def speedup(baseline_s: float | None, other_s: float | None) -> float | None:
 
 
 def _result(results: list[dict], method: str, n: int) -> dict | None:
+    """The method's result at N, unless it failed (an interrupted one counts for the runs it finished)."""
     return next((r for r in results if r["method"] == method and r["n"] == n and not r.get("error")), None)
 
 
+def _phase(result: dict | None, phase: str) -> dict | None:
+    return result["phases"].get(phase) if result else None
+
+
 def _wall(result: dict | None, phase: str) -> float | None:
-    return result["phases"][phase]["wall_s"] if result else None
+    data = _phase(result, phase)
+    return data["wall_s"] if data else None
 
 
 def add_ratios(results: list[dict]) -> None:
@@ -121,12 +127,13 @@ def table(results: list[dict]) -> str:
         if result.get("error"):
             rows.append([str(result["n"]), label, "error: " + result["error"][:60], "", "", "", "", "", ""])
             continue
-        phases = result["phases"]
+        phases = result["phases"]  # an interrupted run has only some
+        done = [p for p in PHASES if p in phases]
         rows.append(
-            [str(result["n"]), label]
-            + [_fmt_time(phases[p]["wall_s"], phases[p].get("speedup_vs_m2")) for p in PHASES]
-            + [_fmt_requests(phases[p]["requests"]) for p in PHASES]
-            + [f"{max(phases[p]['peak_rss_mib'] for p in PHASES):.0f}"]
+            [str(result["n"]), label + (" (interrupted)" if result.get("running") else "")]
+            + [_fmt_time(phases[p]["wall_s"], phases[p].get("speedup_vs_m2")) if p in phases else "-" for p in PHASES]
+            + [_fmt_requests(phases[p]["requests"]) if p in phases else "-" for p in PHASES]
+            + [f"{max(phases[p]['peak_rss_mib'] for p in done):.0f}" if done else "-"]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -143,18 +150,18 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
     ours, base = _result(results, OURS, largest), _result(results, BASELINE, largest)
     others = {m: _result(results, m, largest) for m in ("3", "4", "5")}
     detail, held = [], None
-    if ours:
-        noop = _wall(ours, "noop")
+    noop = _wall(ours, "noop")
+    if noop is not None:
         ratio = speedup(_wall(base, "noop"), noop)
         checks = []
         if ratio is not None:
             checks.append(ratio >= 50)
             detail.append(f"{ratio:.1f}x faster than method 2 ({_wall(base, 'noop'):.2f}s vs {noop:.2f}s)")
         for method, other in others.items():
-            if other:
+            if _wall(other, "noop") is not None:
                 checks.append(noop < _wall(other, "noop"))
                 detail.append(f"method {method} {_wall(other, 'noop'):.2f}s")
-        held = all(checks) if base and all(others.values()) else None
+        held = all(checks) if len(checks) == 1 + len(others) else None
     targets.append(
         {
             "target": f"no-op re-run of {largest} objects >= 50x faster than method 2 and faster than methods 3, 4, 5",
@@ -166,7 +173,7 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
     detail, checks = [], []
     for n in sizes:
         result = _result(results, OURS, n)
-        if not result:
+        if not _phase(result, "noop"):
             continue
         req = result["phases"]["noop"]["requests"]
         scope_count = result["scopes"]
@@ -192,7 +199,7 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
     detail, checks = [], []
     for n in sizes:
         ours_n, m5 = _result(results, OURS, n), _result(results, "5", n)
-        if ours_n and m5:
+        if _wall(ours_n, "first") is not None and _wall(m5, "first") is not None:
             checks.append(_wall(ours_n, "first") <= _wall(m5, "first"))
             detail.append(f"N={n}: {_wall(ours_n, 'first'):.2f}s vs {_wall(m5, 'first'):.2f}s")
     targets.append(
@@ -206,7 +213,7 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
     detail, checks = [], []
     for n in sizes:
         result = _result(results, OURS, n)
-        if not result:
+        if not _phase(result, "changed"):
             continue
         written = result["phases"]["changed"]["requests"]["written"]
         expected = sorted(list(key) for key in result["changed_keys"])

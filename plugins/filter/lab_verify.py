@@ -418,8 +418,7 @@ def lab_verify_report(results, context):
         server = result.get("server") or ""
         outcome = {"status": status, "server": server, "msg": _request_error(result.get("msg") or "")}
         expected = probe["expected_status"]
-        redirected = accept_redirects and expected == 200 and status is not None and 300 <= status < 400
-        ok = server == ENVOY_SERVER and (status == expected or redirected) and not _foreign_answer(probe, ctx)
+        ok = _answered_as_expected(status, server, expected, accept_redirects) and not _foreign_answer(probe, ctx)
         report.append(
             {
                 "chapter": probe["chapter"],
@@ -433,6 +432,25 @@ def lab_verify_report(results, context):
             }
         )
     return report
+
+
+def _answered_as_expected(status, server, expected, accept_redirects=True):
+    """Envoy answered, with the expected status (or, where 200 is expected
+    and redirects are accepted, the application's redirect)."""
+    redirected = accept_redirects and expected == 200 and status is not None and 300 <= status < 400
+    return server == ENVOY_SERVER and (status == expected or redirected)
+
+
+def lab_verify_answered(result, probe, accept_redirects=True):
+    """Whether one uri result answers the probe as expected (the probe
+    task's retry condition; the report applies the same rule)."""
+    status = result.get("status")
+    return _answered_as_expected(
+        int(status) if status not in (None, "") else None,
+        result.get("server") or "",
+        probe["expected_status"],
+        accept_redirects,
+    )
 
 
 def _request_error(msg):
@@ -460,15 +478,15 @@ def _url(ip, port, path):
     return f"http://{ip}{'' if int(port) == 80 else f':{port}'}{path}"
 
 
-def lab_verify_hosts_line(report, ip):
+def lab_verify_hosts_line(report, ip, unrouted_host=""):
     """The /etc/hosts line students add: `<ip> host1 host2 ...` for every
-    routed host name (the unrouted probe and the bare IP left out)."""
+    routed host name (the bare IP and the unrouted probe host left out)."""
     hosts = []
     for entry in report:
         host = entry.get("host") or ""
-        if host and entry.get("expected_status") != 404 and host not in hosts:
+        if host and host != unrouted_host and entry.get("expected_status") != 404 and host not in hosts:
             hosts.append(host)
-    return f"{ip} {' '.join(hosts)}".strip() if hosts else ""
+    return f"{ip} {' '.join(hosts)}" if hosts else ""
 
 
 def lab_verify_table(report):
@@ -504,6 +522,7 @@ class FilterModule:
             "lab_verify_probes": lab_verify_probes,
             "lab_verify_failed_destinations": lab_verify_failed_destinations,
             "lab_verify_ready_endpoints": lab_verify_ready_endpoints,
+            "lab_verify_answered": lab_verify_answered,
             "lab_verify_report": lab_verify_report,
             "lab_verify_existing_objects": lab_verify_existing_objects,
             "lab_verify_hosts_line": lab_verify_hosts_line,

@@ -223,7 +223,9 @@ result:
         - name: v1
           labels: {version: v1}
 results:
-  description: One entry per item of O(definitions), in order.
+  description:
+    - One entry per item of O(definitions), in order. The objects themselves are left out (a classroom's list
+      would make a large result); read them with RV(diff) in diff mode or C(kubernetes.core.k8s_info).
   returned: when O(definitions) is given
   type: list
   elements: dict
@@ -237,11 +239,8 @@ results:
     action:
       description: C(created), C(updated), C(deleted), C(unchanged) or C(absent).
       type: str
-    result:
-      description: The object as stored (or as it would be stored in check mode).
-      type: dict
 diff:
-  description: Before and after of the object (a list of them with O(definitions)); only in diff mode.
+  description: Before and after of the object (with O(definitions), a list with one entry per changed object).
   returned: when diff mode is on
   type: raw
 problems:

@@ -14,7 +14,7 @@ description:
     until they are gone. A namespace the chapter created is kept while another chapter's objects live in it.
   - C(state=saved) writes them to O(path), stripped of server-set fields, with C(manifest.yml)
     (chapter, cluster identity, sha256 per file). Files are mode 0600 (a save may hold Secrets).
-  - C(state=verified) only checks a save as a restore would (reads one namespace of the cluster, writes nothing):
+  - C(state=verified) only checks a save as a restore would (reads one namespace of the cluster, writes nothing);
     a restore of several chapters verifies them all before restoring the first.
   - C(state=restored) verifies the save (checksums, chapter, labels, cluster identity unless O(force))
     and refuses a corrupt or foreign save before any write, then creates what is missing and replaces

@@ -13,12 +13,17 @@ resourceVersions prove they are left untouched. Pods never run here (the
 double marks Deployments available), so "gone" is measured on API objects.
 """
 
+import ast
 import copy
 import hashlib
+import importlib.util
 import stat
 
 import pytest
 import yaml
+
+# conftest.py puts plugins/module_utils on ansible.module_utils' path
+from ansible.module_utils.istio_lab.chapter_objects import KINDS, strip_server_fields, table
 
 from tests.helpers import REPO, run_module, run_playbook
 
@@ -222,9 +227,9 @@ def read_save(folder):
 
 
 def test_save_reset_restore_brings_the_same_objects_back(kube, platform, tmp_path):
-    bring_up(kube, "1", "4")
+    bring_up(kube, "1", "4", "2")
     saves = tmp_path / "saves"
-    refs = chapter_objects("1") + chapter_objects("4")
+    refs = chapter_objects("1") + chapter_objects("2") + chapter_objects("4")
     originals = snapshot(kube, refs)
     untouched = versions(snapshot(kube, platform))
     extra = {"chapter": "all", "lab_saves_dir": str(saves)}
@@ -234,7 +239,7 @@ def test_save_reset_restore_brings_the_same_objects_back(kube, platform, tmp_pat
     assert not saves.exists(), "check mode wrote a save"
     saved = run_playbook("playbooks/save-chapter.yml", kube=kube, extra_vars=extra)
     assert_ok(saved)
-    for chapter in ("1", "4"):
+    for chapter in ("1", "2", "4"):
         folder = saves / "lab" / chapter
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
         manifest, files = read_save(folder)
@@ -375,3 +380,49 @@ def test_bring_up_checks_prerequisites_before_writing(kube, platform):
     assert no_grafana.rc != 0 and "istio-system/grafana" in no_grafana.stdout, str(no_grafana)
     assert kube.writes(mark) == []
 
+
+
+# ------------------------------------------------------------------------- pure logic (no API)
+
+
+def test_documentation_matches_the_argument_spec():
+    path = REPO / "plugins/modules/lab_chapter_objects.py"
+    spec = importlib.util.spec_from_file_location("lab_chapter_objects", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    documentation = next(node.value.value for node in ast.parse(path.read_text()).body
+                         if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION")
+    options = yaml.safe_load(documentation)["options"]
+    assert set(options) == set(module.ARGUMENT_SPEC)
+    for name, doc in options.items():
+        for field in ("type", "choices", "default", "aliases"):
+            assert doc.get(field) == module.ARGUMENT_SPEC[name].get(field), (name, field)
+
+
+def test_strip_server_fields_keeps_what_a_client_writes():
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "web", "namespace": "ns", "uid": "u", "resourceVersion": "7", "generation": 1,
+                            "creationTimestamp": "t", "managedFields": [{}], "labels": {"a": "b"},
+                            "ownerReferences": [{"uid": "old"}],
+                            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"}},
+               "spec": {"type": "NodePort", "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
+                        "ports": [{"port": 80, "nodePort": 31234, "targetPort": 8080}], "selector": {"app": "web"}},
+               "status": {"loadBalancer": {}}}
+    assert strip_server_fields(service) == {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "ns", "labels": {"a": "b"}, "annotations": {"keep": "me"}},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": "web"}}}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "spec": {"finalizers": ["kubernetes"]},
+                 "metadata": {"name": "ns", "labels": {"kubernetes.io/metadata.name": "ns"}}}
+    assert strip_server_fields(namespace) == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}, "secrets": [{"name": "t"}]}
+    assert "secrets" not in strip_server_fields(account)
+
+
+def test_kinds_are_created_before_what_points_at_them():
+    order = [kind.kind for kind in KINDS]
+    assert order[0] == "Namespace"
+    assert order.index("Service") < order.index("Deployment") < order.index("Gateway") < order.index("VirtualService")
+    assert table([]) == ["(no objects)"]
+    lines = table([{"chapter": "1", "kind": "Gateway", "namespace": "ns", "name": "gw", "action": "deleted"}])
+    assert lines == ["CHAPTER  KIND     NAMESPACE  NAME  ACTION", "1        Gateway  ns         gw    deleted"]

@@ -275,6 +275,18 @@ def test_no_password_appears_in_the_play_output(classroom):
         assert password_of(classroom, student) not in output, student
 
 
+def test_check_mode_rewrites_no_handout_and_no_status_page(classroom):
+    def snapshot():
+        files = [*classroom.handouts.rglob("*"), *classroom.status.rglob("*")]
+        return {str(p): (p.stat().st_mtime_ns, p.read_bytes()) for p in files if p.is_file()}
+
+    before = snapshot()
+    result = run_playbook("playbooks/classroom.yml", inventory=classroom.inventory, env=classroom.env, check=True,
+                          extra_vars=classroom.extra_vars(classroom_stages=["handouts", "status"]), timeout=1200)
+    assert result.rc == 0, result  # student07's API is not contacted by these stages
+    assert snapshot() == before
+
+
 def test_classroom_status_playbook_shows_the_unreachable_api(classroom):
     result = run_playbook("playbooks/classroom-status.yml", inventory=classroom.inventory, env=classroom.env,
                           extra_vars=classroom.extra_vars(), timeout=1200)

@@ -470,6 +470,19 @@ def test_server_side_apply_owns_and_prunes_fields(double):
                            content_type="application/apply-patch+yaml")
     assert status == 409
     assert body["message"] == 'Apply failed with 1 conflict: conflict with "istio-lab": .spec.hosts'
+    # Fields the server defaulted do not make a list differ: applying what another
+    # client created conflicts only when a value really changes.
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    call(double, "POST", "/api/v1/namespaces/default/services", service)
+    url = "/api/v1/namespaces/default/services/svc?fieldManager=kubectl"
+    status, body, _ = call(double, "PATCH", url, yaml.safe_dump(service), content_type="application/apply-patch+yaml")
+    assert status == 200 and body["spec"]["ports"][0]["protocol"] == "TCP"
+    service["spec"]["ports"][0]["targetPort"] = 9090
+    status, body, _ = call(double, "PATCH", url, yaml.safe_dump(service), content_type="application/apply-patch+yaml")
+    assert status == 409
+    assert body["message"] == ('Apply failed with 1 conflict: conflict with "python-requests" using v1: '
+                               ".spec.ports")
 
 
 # --------------------------------------------------------------------------- simulated controllers
@@ -642,7 +655,7 @@ def test_watch_streams_changes(double):
 
     def watch():
         request = urllib.request.Request(double.url + "/api/v1/namespaces/default/configmaps?watch=true"
-                                         "&timeoutSeconds=2", headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
+                                         "&timeoutSeconds=1", headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
         with urllib.request.urlopen(request) as response:
             for line in response:
                 events.append(json.loads(line))

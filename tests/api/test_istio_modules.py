@@ -146,60 +146,66 @@ def test_definitions_report_each_object(lab):
 
 
 def bad_inputs():
-    """(module, args, object named in the message, field path) per rule."""
-    def vs(mutate, name="tomcat-virtualservice"):
-        item = course("virtual_services", name)
+    """Per module, definitions that each break one rule, and the (object,
+    field) each must be reported as. One run per module: the whole list is
+    validated before the first write, so every problem is reported at once."""
+    def vs(name, mutate, base="tomcat-virtualservice"):
+        item = course("virtual_services", base)
+        item["name"] = name
         mutate(item["spec"])
         return item
 
-    def gw(mutate):
+    def gw(name, server):
         item = course("gateways", "allgateway")
-        item["name"] = "newgateway"
-        mutate(item["spec"])
-        return item
-
-    def dr(mutate):
-        item = course("destination_rules", "tomcat")
-        mutate(item["spec"])
+        item["name"] = name
+        item["spec"]["servers"].append(server)
         return item
 
     https = {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"], "tls": {"mode": "SIMPLE"}}
+    tcp_on_80 = {"port": {"number": 80, "name": "tcp", "protocol": "TCP"}, "hosts": ["*"]}
+    two_subsets = course("destination_rules", "tomcat")
+    two_subsets["spec"]["subsets"].append({"name": "v1"})
+    bad_duration = course("destination_rules", "tomcat")
+    bad_duration["name"] = "bad-duration"
+    bad_duration["spec"]["trafficPolicy"] = {"connectionPool": {"tcp": {"connectTimeout": "0s"}}}
     return {
-        "unknown-field": ("istio_virtual_service", vs(lambda s: s.update(hostz=["x"])),
-                          "VirtualService microservice/tomcat-virtualservice", "spec.hostz"),
-        "wrong-type": ("istio_virtual_service", vs(lambda s: s.update(hosts="tomcat")),
-                       "VirtualService microservice/tomcat-virtualservice", "spec.hosts"),
-        "weights": ("istio_virtual_service",
-                    vs(lambda s: s["http"][0]["route"].extend([{"destination": {"host": "tomcat"}, "weight": 10}])),
-                    "VirtualService microservice/tomcat-virtualservice", "spec.http[0].route[1].weight"),
-        "missing-gateway": ("istio_virtual_service", vs(lambda s: s.update(gateways=["ingressgateway8080"])),
-                            "VirtualService microservice/tomcat-virtualservice", "spec.gateways[0]"),
-        "host-not-admitted": ("istio_virtual_service",
-                              vs(lambda s: s.update(hosts=["grafana.example.org"]), name="prometheus-istio"),
-                              "VirtualService istio-system/prometheus-istio", "spec.hosts[0]"),
-        "port-protocol": ("istio_gateway",
-                          gw(lambda s: s["servers"].append({"port": {"number": 80, "name": "tcp", "protocol": "TCP"},
-                                                            "hosts": ["*"]})),
-                          "Gateway istio-system/newgateway", "spec.servers[1].port.protocol"),
-        "tls-credential": ("istio_gateway", gw(lambda s: s["servers"].append(https)),
-                           "Gateway istio-system/newgateway", "spec.servers[1].tls.credentialName"),
-        "duplicate-subset": ("istio_destination_rule", dr(lambda s: s["subsets"].append({"name": "v1"})),
-                             "DestinationRule microservice/tomcat", "spec.subsets[2].name"),
+        "istio_virtual_service": [
+            (vs("unknown-field", lambda s: s.update(hostz=["x"])), "spec.hostz"),
+            (vs("wrong-type", lambda s: s.update(hosts="tomcat")), "spec.hosts"),
+            (vs("weights", lambda s: s["http"][0]["route"].append({"destination": {"host": "tomcat"}, "weight": 10})),
+             "spec.http[0].route[1].weight"),
+            (vs("missing-gateway", lambda s: s.update(gateways=["ingressgateway8080"])), "spec.gateways[0]"),
+            (vs("host-not-admitted", lambda s: s.update(hosts=["grafana.example.org"]), base="prometheus-istio"),
+             "spec.hosts[0]"),
+            (vs("Bad_Name", lambda s: None), "metadata.name"),
+        ],
+        "istio_gateway": [
+            (gw("port-protocol", tcp_on_80), "spec.servers[1].port.protocol"),
+            (gw("tls-credential", https), "spec.servers[1].tls.credentialName"),
+        ],
+        "istio_destination_rule": [
+            (two_subsets, "spec.subsets[2].name"),
+            (bad_duration, "spec.trafficPolicy.connectionPool.tcp.connectTimeout"),
+        ],
     }
 
 
 BAD = bad_inputs()
+KIND_OF = {"istio_virtual_service": "VirtualService", "istio_gateway": "Gateway",
+           "istio_destination_rule": "DestinationRule"}
 
 
-@pytest.mark.parametrize("case", sorted(BAD))
-def test_invalid_input_fails_naming_object_and_field_and_writes_nothing(lab, case):
+@pytest.mark.parametrize("module", sorted(BAD))
+def test_invalid_input_fails_naming_object_and_field_and_writes_nothing(lab, module):
     kube = lab
-    module, args, obj, field = BAD[case]
+    cases = BAD[module]
+    expected = {(f"{KIND_OF[module]} {item['namespace']}/{item['name']}", field) for item, field in cases}
     mark = kube.mark()
-    result = run_module(module, args, kube=kube)
+    result = run_module(module, {"definitions": [item for item, _ in cases]}, kube=kube)
     assert result.get("failed"), result
-    assert f"{obj}: {field}:" in result["msg"]
-    assert any(p["field"] == field and p["object"] == obj for p in result["problems"])
+    assert {(p["object"], p["field"]) for p in result["problems"]} == expected
+    for obj, field in expected:
+        assert f"{obj}: {field}:" in result["msg"]
     assert kube.writes(mark) == []
 
 
@@ -280,6 +286,15 @@ def test_api_unreachable(kube, tmp_path):
     result = run_module("istio_gateway", args, kube=kube)
     assert result.get("failed")
     assert "cannot reach the Kubernetes API at http://127.0.0.1:9 (context closed)" in result["msg"]
+
+
+def test_refused_credentials_name_the_context(kube):
+    # a token no API server accepts, with the fixture's kubeconfig and context
+    result = run_module("istio_gateway", {**course("gateways", "ingressgateway80"), "api_key": "not-a-valid-token"},
+                        kube=kube)
+    assert result.get("failed")
+    assert f"refused the credentials of context {kube.context}" in result["msg"]
+    assert "not-a-valid-token" not in str(result)  # api_key is no_log
 
 
 def test_conflict_on_update_is_retried(lab):

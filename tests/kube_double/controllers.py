@@ -23,6 +23,7 @@ import ipaddress
 import json
 
 from . import errors
+from .store import now
 
 WORKLOADS = {("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "replicasets")}
 METALLB_NAMESPACE = "metallb-system"
@@ -44,8 +45,6 @@ def _ip_in_loopback(seed: str, second: int) -> str:
 
 def _conditions(old_status, wanted: list[tuple]) -> list[dict]:
     """Conditions with stable lastTransitionTime (kept from the previous status)."""
-    from .store import now
-
     previous = {c.get("type"): c for c in (old_status or {}).get("conditions", [])}
     result = []
     for ctype, reason, message in wanted:
@@ -86,15 +85,12 @@ class Controllers:
                 self.webhook_warmup_failures -= 1
             service = store.find("", "services", service_ref.get("namespace"), service_ref.get("name"))
             cluster_ip = ((service or {}).get("spec") or {}).get("clusterIP", "127.96.0.1")
-            target_port = 443
-            for port in ((service or {}).get("spec") or {}).get("ports") or []:
-                if port.get("port") == service_ref.get("port", 443):
-                    target_port = port.get("port")
-            url = (f"https://{service_ref.get('name')}.{service_ref.get('namespace')}.svc:"
-                   f"{service_ref.get('port', 443)}{service_ref.get('path', '/')}?timeout=10s")
+            port = service_ref.get("port", 443)
+            url = (f"https://{service_ref.get('name')}.{service_ref.get('namespace')}.svc:{port}"
+                   f"{service_ref.get('path', '/')}?timeout=10s")
             raise errors.internal_error(
                 f'failed calling webhook "{webhook.get("name")}": failed to call webhook: Post "{url}": '
-                f"dial tcp {cluster_ip}:{target_port}: connect: connection refused")
+                f"dial tcp {cluster_ip}:{port}: connect: connection refused")
 
     @staticmethod
     def _has_endpoints(store, namespace, name) -> bool:
@@ -145,7 +141,7 @@ class Controllers:
             wanted = [f"{name}-{_short_hash(uid, revision, i)[:5]}" for i in range(replicas)]
         for pod in existing:
             if pod["metadata"]["name"] not in wanted or pod["metadata"].get("labels", {}).get(
-                    "istio-lab.double/revision") != revision:
+                    _revision_label(rtype)) != revision:
                 store.remove_object(pods_type, namespace, pod["metadata"]["name"])
         present = {p["metadata"]["name"] for p in store.items("", "pods", namespace)}
         for pod_name in wanted:
@@ -160,9 +156,7 @@ class Controllers:
         ip = _ip_in_loopback(f"{namespace}/{name}", 244)
         containers = pod_spec.get("containers") or []
         labels = dict((template.get("metadata") or {}).get("labels") or {})
-        labels["istio-lab.double/revision"] = revision
-        from .store import now
-
+        labels[_revision_label(rtype)] = revision
         started = now()
         return {
             "apiVersion": "v1", "kind": "Pod",
@@ -304,6 +298,11 @@ class Controllers:
             status = dict(service.get("status") or {})
             status["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"}]} if ip else {}
             store.set_status(services_type, service, status)
+
+
+def _revision_label(rtype) -> str:
+    """The label that ties a Pod to its template revision, as the real controllers name it."""
+    return "pod-template-hash" if rtype.plural in ("deployments", "replicasets") else "controller-revision-hash"
 
 
 def _rule_matches(webhook, rtype, operation) -> bool:

@@ -194,7 +194,7 @@ class CompiledSchema:
 
     def __init__(self, schema: dict):
         self.schema = schema or {}
-        self.has_cel = "x-kubernetes-validations" in repr_keys(self.schema)
+        self.has_cel = "x-kubernetes-validations" in all_keys(self.schema)
 
     # ---- pruning
     def prune(self, obj: dict) -> list[str]:
@@ -258,7 +258,7 @@ class CompiledSchema:
         return causes
 
 
-def repr_keys(schema) -> set:
+def all_keys(schema) -> set:
     """Every key used anywhere in a schema (to know whether it has CEL rules)."""
     keys: set = set()
     stack = [schema]

@@ -348,8 +348,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(path, query, body)
         except ApiError as exc:
             self._send(exc.code, exc.body, exc.content_type)
-        except BrokenPipeError:
-            pass
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
         except Exception as exc:  # a bug in the double: answer 500 so the test shows it
             import traceback
 
@@ -454,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, listed, headers=_warnings(ctx))
         if method == "POST" and not name:
             obj = store.create(rtype, namespace, _decode(body, self.headers.get("Content-Type")), ctx)
-            return self._send(201 if not rtype.virtual else 201, obj, headers=_warnings(ctx))
+            return self._send(201, obj, headers=_warnings(ctx))
         if method == "PUT" and name:
             obj = store.update(rtype, namespace, name, _decode(body, self.headers.get("Content-Type")), ctx)
             return self._send(200, obj, headers=_warnings(ctx))
@@ -628,16 +628,12 @@ def _warnings(ctx: WriteContext) -> list[tuple[str, str]]:
     return [("Warning", f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"') for w in ctx.warnings]
 
 
-def _age(timestamp: str) -> str:
-    return timestamp or now()
-
-
 def _table(listed: dict, rtype: ResourceType) -> dict:
     """A meta.k8s.io/v1 Table (what `kubectl get` asks for): name and creation time."""
     rows = []
     for item in listed["items"]:
         meta = item.get("metadata", {})
-        rows.append({"cells": [meta.get("name"), _age(meta.get("creationTimestamp"))],
+        rows.append({"cells": [meta.get("name"), meta.get("creationTimestamp") or now()],
                      "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": listed["metadata"]["resourceVersion"]},

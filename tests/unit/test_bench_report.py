@@ -156,3 +156,16 @@ def test_table_shows_times_ratios_requests_and_errors():
     row_m2 = next(line for line in lines if "task per object" in line)
     assert "191.00 (1.0x)" in row_m2 and "360r/720w" in row_m2
     assert any("error: first run failed" in line for line in lines)
+
+
+def test_an_interrupted_method_counts_for_the_runs_it_finished():
+    results = _results()
+    interrupted = next(r for r in results if r["method"] == "2")
+    interrupted["running"] = True
+    del interrupted["phases"]["changed"]
+    report.add_ratios(results)
+    row = next(line for line in report.table(results).splitlines() if "(interrupted)" in line)
+    assert row.split()[-7:] == ["191.00", "(1.0x)", "-", "3r/360w", "360r/720w", "-", "100"]
+    assert report.evaluate_targets(results)[0]["held"] is True  # its no-op run finished
+    del interrupted["phases"]["noop"]
+    assert report.evaluate_targets(results)[0]["held"] is None

@@ -242,3 +242,47 @@ def test_role_rejects_a_bad_skip_name(tmp_path):
     result = run_role(tmp_path, cluster_preflight_skip=["uuid"])
     assert result.rc != 0
     assert "cluster_preflight_skip" in result.stdout and "uuid" in result.stdout
+
+
+def test_a_cluster_needs_a_control_plane_node(lab):
+    assert check(lab, control_plane=[]) == [
+        "none of cp1, w1, w2 is in kube_control_plane: put the machine that initialises the cluster there"
+    ]
+
+
+def test_membership_one_cluster_per_lab():
+    # The classroom inventory's shape: per-student machines name their lab.
+    groups = {
+        "labs": ["student03", "student04"],
+        "kube_control_plane": ["student03-cp", "student04-cp", "student04-cp2"],
+        "kube_workers": ["student03-w1", "spare-w"],
+    }
+    hostvars = {
+        "student03-cp": {"cluster_lab": "student03"},
+        "student04-cp": {"cluster_lab": "student04"},
+        "student04-cp2": {"cluster_lab": "student04"},
+        "student03-w1": {"cluster_lab": "student03"},
+        "spare-w": {},
+    }
+    membership = cluster_preflight.cluster_membership
+    assert membership(groups, hostvars, "student03-w1") == {
+        "lab": "student03",
+        # A node without cluster_lab belongs to the first lab's cluster.
+        "nodes": ["student03-cp", "student03-w1", "spare-w"],
+        "control_plane": ["student03-cp"],
+    }
+    assert membership(groups, hostvars, "student04-cp2") == {
+        "lab": "student04",
+        "nodes": ["student04-cp", "student04-cp2"],
+        "control_plane": ["student04-cp", "student04-cp2"],
+    }
+
+
+def test_membership_single_cluster_default():
+    groups = {"labs": ["lab"], "kube_control_plane": ["cp1"], "kube_workers": ["w1", "w2"]}
+    hostvars = {"cp1": {}, "w1": {}, "w2": {}}
+    assert cluster_preflight.cluster_membership(groups, hostvars, "w2") == {
+        "lab": "lab",
+        "nodes": ["cp1", "w1", "w2"],
+        "control_plane": ["cp1"],
+    }

@@ -171,3 +171,25 @@ def test_cluster_wide_list_falls_back_to_namespaces_when_forbidden(server):
         "/apis/networking.istio.io/v1/namespaces/a/gateways",
         "/apis/networking.istio.io/v1/namespaces/b/gateways",
     ]
+
+
+def test_module_processes_import_only_the_parts_of_kubernetes_they_use(server):
+    # in a fresh process, as a module runs: the kubeconfig loader and REST
+    # layer work without the library's ~850 API and model modules
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json; import ansible.module_utils as m; m.__path__.append(sys.argv[1]);"
+        "from ansible.module_utils.istio_lab.client import KubeClient;"
+        "c = KubeClient(kubeconfig=sys.argv[2], light_imports=True);"
+        "answer = c.request('list', 'GET', '/apis/networking.istio.io/v1/gateways');"
+        "print(json.dumps([c.context, answer, len([n for n in sys.modules if n.startswith('kubernetes')])]))"
+    )
+    server.script = [(200, {"items": [{"metadata": {"name": "g"}}]})]
+    out = subprocess.run([sys.executable, "-c", code, str(REPO / "plugins/module_utils"), server.kubeconfig],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    context, answer, loaded = json.loads(out)
+    assert context == "lab" and answer == {"items": [{"metadata": {"name": "g"}}]}
+    assert server.seen[0][2] == "Bearer t0ken"
+    assert loaded < 50

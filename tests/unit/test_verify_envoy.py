@@ -42,6 +42,11 @@ def test_catch_all_and_server_override():
         assert get(other, "exact.example")[:2] == (503, "Apache")
 
 
+def test_a_list_of_answers_is_served_in_turn():
+    with EnvoyLikeServer("127.0.0.1", 0, {"late.example": [404, 503, 200]}) as envoy:
+        assert [get(envoy, "late.example")[0] for _ in range(4)] == [404, 503, 200, 200]
+
+
 def test_refuses_non_loopback_addresses():
     with pytest.raises(ValueError, match="loopback"):
         EnvoyLikeServer("0.0.0.0")

@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "kubernets.cn"
 IP = "127.0.0.1"
+UNROUTED_HOST = f"nothing.{DOMAIN}"
 
 _spec = importlib.util.spec_from_file_location("lab_verify_filters", REPO / "plugins/filter/lab_verify.py")
 F = importlib.util.module_from_spec(_spec)
@@ -218,9 +219,8 @@ def test_report_all_ok(catalogue, routes):
     assert all(e["ok"] and e["explanation"] == "" for e in report)
     assert report[0]["url"] == "http://127.0.0.1:18080/"
     assert set(report[0]) == {"chapter", "host", "url", "expected_status", "status", "server", "ok", "explanation"}
-    assert F.lab_verify_hosts_line(report, IP) == (
-        f"127.0.0.1 prometheus-istio.{DOMAIN} grafana-istio.{DOMAIN} kiali-istio.{DOMAIN} zipkin-istio.{DOMAIN} "
-        f"nothing.{DOMAIN}"
+    assert F.lab_verify_hosts_line(report, IP, f"nothing.{DOMAIN}") == (
+        f"127.0.0.1 prometheus-istio.{DOMAIN} grafana-istio.{DOMAIN} kiali-istio.{DOMAIN} zipkin-istio.{DOMAIN}"
     )
     json.dumps(report)  # the report is written as JSON
 
@@ -414,6 +414,17 @@ def test_redirects_count_as_routed_unless_refused(catalogue, routes):
     assert entry["ok"]
     [entry] = F.lab_verify_report([result(kiali, 302)], context(catalogue, routes, accept_redirects=False))
     assert not entry["ok"] and entry["explanation"] == "expected 200, got 302 from Envoy (the application's own answer)"
+
+
+def test_answered_is_the_probes_retry_condition():
+    kiali = probe("3", f"kiali-istio.{DOMAIN}")
+    assert F.lab_verify_answered({"status": 200, "server": "istio-envoy"}, kiali)
+    assert F.lab_verify_answered({"status": 302, "server": "istio-envoy"}, kiali)
+    assert not F.lab_verify_answered({"status": 302, "server": "istio-envoy"}, kiali, False)
+    assert not F.lab_verify_answered({"status": 404, "server": "istio-envoy"}, kiali)  # not pushed yet: retry
+    assert not F.lab_verify_answered({"status": 200, "server": "nginx"}, kiali)
+    assert not F.lab_verify_answered({"status": -1, "msg": "Connection refused"}, kiali)
+    assert F.lab_verify_answered({"status": 404, "server": "istio-envoy"}, probe("", UNROUTED_HOST, 404))
 
 
 def test_table_shows_every_probe_and_why_it_failed(catalogue, routes):

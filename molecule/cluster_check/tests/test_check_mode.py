@@ -4,7 +4,10 @@ import os
 
 import testinfra.utils.ansible_runner
 
-testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+# The cluster nodes only: the inventory may also hold the (local) lab host.
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts(
+    "kube_control_plane:kube_workers"
+)
 
 
 def test_check_mode_wrote_nothing(host):

@@ -155,13 +155,12 @@ class Applier:
                                         "adopt: true to take it over"))
         return problems
 
-    def _cross_object_problems(self, plans):
+    def _cross_object_problems(self, objects):
         if self.kind != "VirtualService":
             return []
-        services = [p.desired for p in plans if p.desired is not None]
         namespaces = set()
-        for vs in services:
-            for _, reference in gateway_references(vs):
+        for vs in objects:
+            for _, reference in _rule(gateway_references, vs) or []:
                 key = gateway_key(reference, vs["metadata"]["namespace"])
                 if key:
                     namespaces.add(key[0])
@@ -170,8 +169,8 @@ class Applier:
         gateways = IstioResource(self.client, "Gateway", self.resource.api_version).list(namespaces)
         index = gateway_index(gateways.values())
         problems = []
-        for vs in services:
-            problems += virtual_service_reference_problems(vs, index)
+        for vs in objects:
+            problems += _rule(virtual_service_reference_problems, vs, index)
         return problems
 
     def validate_plans(self, plans):
@@ -179,12 +178,11 @@ class Applier:
         and single-object rules always fail; cross-object rules fail with
         validate=strict and warn with validate=warn or in check mode (an
         earlier task of the same check run only pretended to apply what they
-        refer to)."""
+        refer to). Like the API server, the rules only look at objects whose
+        schema is valid."""
         errors = self._ownership_problems(plans)
         writes = [p for p in plans if p.action in ("create", "update")]
-        present = [p for p in plans if p.desired is not None]
-        for plan in present:
-            errors += object_problems(plan.desired)
+        malformed = set()
         validator = None
         if writes:
             # Only objects to write need the schema: an unchanged one is what
@@ -192,8 +190,14 @@ class Applier:
             schema = self.resource.schema()
             validator = SchemaValidator(schema) if schema else None
             for plan in writes if validator else []:
-                errors += validator.problems(plan.desired)
-        cross = self._cross_object_problems(plans)
+                problems = validator.problems(plan.desired)
+                if problems:
+                    malformed.add(plan.key)
+                    errors += problems
+        checked = [p.desired for p in plans if p.desired is not None and p.key not in malformed]
+        for obj in checked:
+            errors += _rule(object_problems, obj)
+        cross = self._cross_object_problems(checked)
         if self.validate == "strict" and not self.check_mode:
             errors += cross
         else:
@@ -314,6 +318,15 @@ class Applier:
             raise first
 
 
+def _rule(check, obj, *args):
+    """Run one Istio rule; a field of the wrong type (possible only when the
+    CRD schema could not be read) is left to the server's dry run to name."""
+    try:
+        return check(obj, *args)
+    except (AttributeError, TypeError, KeyError):
+        return []
+
+
 PAST_TENSE = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged",
               "absent": "absent"}
 
@@ -339,8 +352,7 @@ def apply(client, kind, params, check_mode=False, want_diff=False):
     results = []
     diffs = []
     for plan in plans:
-        results.append({"name": plan.key[1], "namespace": plan.key[0], "action": PAST_TENSE[plan.action],
-                        "result": view(plan.stored)})
+        results.append({"name": plan.key[1], "namespace": plan.key[0], "action": PAST_TENSE[plan.action]})
         if plan.action in ("create", "update", "delete") or not listed:
             diffs.append({"before": diff_view(plan.live), "after": diff_view(plan.stored),
                           "before_header": applier.ref(plan.key), "after_header": applier.ref(plan.key)})
@@ -350,7 +362,7 @@ def apply(client, kind, params, check_mode=False, want_diff=False):
         if want_diff:
             result["diff"] = diffs
     else:
-        result["result"] = results[0]["result"]
+        result["result"] = view(plans[0].stored)
         # `action` is a key Ansible itself sets in every task result (the module name)
         result["operation"] = results[0]["action"]
         if want_diff:
@@ -372,7 +384,7 @@ def run_guarded(module, work):
     check_libraries(module)
     client = None
     try:
-        client = client_from_params(module.params)
+        client = client_from_params(module.params, light_imports=True)
         result = work(client)
     except ApplyFailed as exc:
         module.fail_json(msg=str(exc), problems=[p.as_dict() for p in exc.problems],

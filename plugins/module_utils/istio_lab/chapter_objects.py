@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import yaml
 from ansible.module_utils.istio_lab.client import ApiStatusError, KubeError
-from ansible.module_utils.istio_lab.normalize import canonical, differs
+from ansible.module_utils.istio_lab.normalize import canonical, differs, merged_object
 from ansible.module_utils.istio_lab.resource import NotServed
 
 SAVE_FORMAT = "istio-lab/chapter-save/v1"
@@ -70,6 +70,7 @@ KINDS = (
     Kind("networking.istio.io/v1", "VirtualService", "virtualservices"),
 )
 KIND_RANK = {(k.api_version, k.kind): rank for rank, k in enumerate(KINDS)}
+KIND_BY_TYPE = {(k.api_version, k.kind): k for k in KINDS}
 NAMESPACE = KINDS[0]
 
 # Metadata the server sets; a save keeps name, namespace, labels, annotations.
@@ -119,9 +120,9 @@ class Api:
 
 
 def kind_of(obj):
-    for kind in KINDS:
-        if (kind.api_version, kind.kind) == (obj.get("apiVersion"), obj.get("kind")):
-            return kind
+    kind = KIND_BY_TYPE.get((obj.get("apiVersion"), obj.get("kind")))
+    if kind is not None:
+        return kind
     raise ChapterError(f"istio-lab does not handle {obj.get('apiVersion')} {obj.get('kind')}")
 
 
@@ -160,6 +161,10 @@ def strip_server_fields(obj):
     if template_meta and template_meta.get("creationTimestamp", "") is None:
         template_meta.pop("creationTimestamp")
     return clean
+
+
+def is_istio(obj):
+    return obj["apiVersion"].split("/")[0].endswith(".istio.io")
 
 
 def is_generated(obj):
@@ -214,10 +219,10 @@ class Chapters:
         terms.append(self.chapter_label if chapter == ALL_CHAPTERS else f"{self.chapter_label}={chapter}")
         return ",".join(terms)
 
-    def find(self, chapter=ALL_CHAPTERS, kinds=KINDS):
+    def find(self, chapter=ALL_CHAPTERS):
         """Every object of the chapter (or of every chapter), in creation order; unserved kinds skipped."""
         found = []
-        for kind in kinds:
+        for kind in KINDS:
             try:
                 found.extend(self.api.list(kind, self.selector(chapter)))
             except NotServed:
@@ -240,20 +245,20 @@ class Chapters:
         chapter's objects (chapter 4's DestinationRule in chapter 1's namespace).
         """
         everything = self.find(ALL_CHAPTERS)
-        mine = [o for o in everything if chapter == ALL_CHAPTERS or self.chapter_of(o) == chapter]
-        others = [o for o in everything if o not in mine]
+        is_mine = [chapter == ALL_CHAPTERS or self.chapter_of(o) == chapter for o in everything]
+        others = [o for o, mine in zip(everything, is_mine, strict=True) if not mine]
         rows, doomed = [], []
-        for obj in reversed(mine):
+        for obj in reversed([o for o, mine in zip(everything, is_mine, strict=True) if mine]):
             kind, _, name = ref(obj)
-            if kind == "Namespace":
-                tenants = sorted({self.chapter_of(o) for o in others if ref(o)[1] == name})
-                if tenants:
-                    rows.append(row(obj, "kept: holds chapter " + ", ".join(tenants) + " objects", chapter))
-                    continue
-            doomed.append(obj)
-        for obj in doomed:
-            rows.append(row(obj, "would delete" if self.check_mode else "deleted", self.chapter_of(obj)))
-            if not self.check_mode:
+            tenants = sorted({self.chapter_of(o) for o in others if ref(o)[1] == name}) if kind == "Namespace" else []
+            if tenants:
+                action = "kept: holds chapter " + ", ".join(tenants) + " objects"
+            else:
+                doomed.append(obj)
+                action = "would delete" if self.check_mode else "deleted"
+            rows.append(row(obj, action, self.chapter_of(obj)))
+        if not self.check_mode:
+            for obj in doomed:
                 self.delete_one(obj)
         if doomed and wait and not self.check_mode:
             self.wait_gone(doomed, timeout, interval)
@@ -274,9 +279,8 @@ class Chapters:
             pending[(obj["apiVersion"], obj["kind"])].add(ref(obj))
         while True:
             for key in list(pending):
-                kind = kind_of({"apiVersion": key[0], "kind": key[1]})
                 try:
-                    still = {ref(o) for o in self.api.list(kind, self.selector())} & pending[key]
+                    still = {ref(o) for o in self.api.list(KIND_BY_TYPE[key], self.selector())} & pending[key]
                 except NotServed:
                     still = set()
                 if still:
@@ -327,9 +331,10 @@ class Chapters:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         for fname, data in files.items():
             write_private(os.path.join(directory, fname), data)
-        for stale in (previous or {}).get("objects", []):
-            if stale.get("file") not in files and os.path.isfile(os.path.join(directory, stale.get("file", ""))):
-                os.remove(os.path.join(directory, stale["file"]))
+        for stale in (previous or {}).get("objects") or []:
+            stale_file = os.path.basename(str(stale.get("file", "")))  # never outside the save folder
+            if stale_file and stale_file not in files and os.path.isfile(os.path.join(directory, stale_file)):
+                os.remove(os.path.join(directory, stale_file))
         manifest["saved_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         write_private(os.path.join(directory, MANIFEST), dump(manifest))
         return True, rows
@@ -348,8 +353,8 @@ class Chapters:
         foreign = [f"{key} {saved_cluster.get(key)!r} (this cluster: {here[key]!r})" for key in ("name", "uid")
                    if saved_cluster.get(key) and here[key] and saved_cluster.get(key) != here[key]]
         if foreign and not force:
-            raise ChapterError(f"{where}: saved from another cluster: {'; '.join(foreign)}. "
-                               "Restore it here anyway with force=true (restore-chapter.yml: -e chapter_restore_force=true)")
+            raise ChapterError(f"{where}: saved from another cluster: {'; '.join(foreign)}. Restore it here anyway "
+                               "with force=true (restore-chapter.yml: -e chapter_restore_force=true)")
         entries = manifest.get("objects")
         if not isinstance(entries, list) or not entries:
             raise ChapterError(f"{where}: lists no objects")
@@ -363,8 +368,8 @@ class Chapters:
             if sha256(data) != entry.get("sha256"):
                 problems.append(f"{entry.get('file')}: checksum mismatch (edited or corrupt)")
                 continue
-            obj = yaml.safe_load(data)
             try:
+                obj = yaml.safe_load(data)
                 kind_of(obj)
                 listed = (entry.get("kind"), entry.get("namespace", ""), entry.get("name"))
                 if ref(obj) != listed:
@@ -373,7 +378,7 @@ class Chapters:
                     problems.append(f"{entry['file']}: not labelled as an istio-lab object of chapter {chapter}")
                 else:
                     objects.append(obj)
-            except (ChapterError, KeyError, TypeError, AttributeError) as exc:
+            except (ChapterError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
                 problems.append(f"{entry.get('file')}: not a Kubernetes object istio-lab saves ({exc})")
         if problems:
             raise ChapterError(f"refusing the save in {directory}: " + "; ".join(problems))
@@ -413,7 +418,7 @@ class Chapters:
     def differs(live, saved):
         """Istio kinds compare as the Istio modules do (the spec exactly: a route a student added is a
         difference); built-in kinds by containment, since their live objects carry server defaults."""
-        if saved["apiVersion"].split("/")[0].endswith("istio.io"):
+        if is_istio(saved):
             return differs(live, canonical(saved))
         return not contains(live, saved)
 
@@ -422,18 +427,25 @@ class Chapters:
         if live is None:
             self.api.call("create", "POST", kind_of(obj).path(namespace), body=obj)
             return
-        body = copy.deepcopy(obj)
-        body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        if kind == "Service":  # keep what the cluster allocated
-            live_spec = live.get("spec", {})
-            for key in SERVICE_ALLOCATED:
-                if key in live_spec:
-                    body["spec"][key] = live_spec[key]
-            node_ports = {(p.get("port"), p.get("protocol")): p.get("nodePort") for p in live_spec.get("ports", [])}
-            for port in body["spec"].get("ports", []):
-                if node_ports.get((port.get("port"), port.get("protocol"))):
-                    port["nodePort"] = node_ports[(port.get("port"), port.get("protocol"))]
+        if is_istio(obj):  # replaced as the Istio modules replace: our spec and labels, others' labels kept
+            body = merged_object(live, canonical(obj))
+        else:
+            body = copy.deepcopy(obj)
+            body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            if kind == "Service":
+                keep_allocated(body["spec"], live.get("spec", {}))
         self.api.call("update", "PUT", kind_of(obj).path(namespace, name), body=body)
+
+
+def keep_allocated(spec, live_spec):
+    """A Service keeps the cluster IPs and node ports the cluster gave it."""
+    for key in SERVICE_ALLOCATED:
+        if key in live_spec:
+            spec[key] = live_spec[key]
+    node_ports = {(p.get("port"), p.get("protocol")): p.get("nodePort") for p in live_spec.get("ports", [])}
+    for port in spec.get("ports", []):
+        if node_ports.get((port.get("port"), port.get("protocol"))):
+            port["nodePort"] = node_ports[(port.get("port"), port.get("protocol"))]
 
 
 def read_bytes(path):
@@ -442,22 +454,23 @@ def read_bytes(path):
 
 
 def read_manifest(directory, missing_ok=False):
+    """The save's manifest; None (missing_ok) or ChapterError when there is none or it is unreadable."""
     path = os.path.join(directory, MANIFEST)
+    manifest, problem = None, None
     if not os.path.isfile(path):
-        if missing_ok:
-            return None
-        raise ChapterError(f"no save here: {path} does not exist")
-    try:
-        manifest = yaml.safe_load(read_bytes(path))
-    except yaml.YAMLError as exc:
-        if missing_ok:
-            return None
-        raise ChapterError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(manifest, dict):
-        if missing_ok:
-            return None
-        raise ChapterError(f"{path}: not an istio-lab chapter save")
-    return manifest
+        problem = f"no save here: {path} does not exist"
+    else:
+        try:
+            manifest = yaml.safe_load(read_bytes(path))
+        except yaml.YAMLError as exc:
+            problem = f"{path}: not valid YAML ({exc})"
+        if problem is None and not isinstance(manifest, dict):
+            problem = f"{path}: not an istio-lab chapter save"
+    if problem is None:
+        return manifest
+    if missing_ok:
+        return None
+    raise ChapterError(problem)
 
 
 def row(obj, action, chapter):

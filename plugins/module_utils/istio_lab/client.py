@@ -6,23 +6,77 @@ backoff for transient answers."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import threading
 import time
+import types
 
 try:
     import urllib3
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
 
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
+    HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
+    KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else "no module named kubernetes"
 except ImportError as exc:  # reported by the module through missing_required_lib
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
+
+USER_AGENT = "istio-lab/1.0"
+
+
+class _Kubernetes:
+    """The parts of the kubernetes library istio-lab uses: the Configuration
+    and kubeconfig loaders, the REST layer (one urllib3 pool) and ApiException.
+
+    A module process imports them without the package's __init__ files,
+    which load every API and model class (about 850 modules, half of a
+    no-op task's time); `light=False` (tests, or a process that already
+    imported kubernetes) imports the package as usual."""
+
+    def __init__(self, light):
+        if light and "kubernetes" not in sys.modules:
+            try:
+                self._load(light=True)
+                return
+            except Exception:  # noqa: BLE001 -- any surprise: forget the stubs, import normally
+                for name in [n for n in sys.modules if n == "kubernetes" or n.startswith("kubernetes.")]:
+                    del sys.modules[name]
+        self._load(light=False)
+
+    def _load(self, light):
+        if light:
+            root = os.path.dirname(importlib.util.find_spec("kubernetes").origin)
+            for name, path in (("kubernetes", root), ("kubernetes.client", os.path.join(root, "client"))):
+                stub = types.ModuleType(name)
+                stub.__path__ = [path]
+                sys.modules[name] = stub
+            from kubernetes.client.configuration import Configuration
+
+            sys.modules["kubernetes"].client = sys.modules["kubernetes.client"]
+            sys.modules["kubernetes.client"].Configuration = Configuration
+            # kube_config needs ApiClient only for OIDC token refresh: load it then
+            sys.modules["kubernetes.client"].ApiClient = _api_client_on_demand
+        from kubernetes.client.configuration import Configuration
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.rest import RESTClientObject
+        from kubernetes.config import incluster_config, kube_config
+        from kubernetes.config.config_exception import ConfigException
+
+        self.Configuration = Configuration
+        self.ApiException = ApiException
+        self.RESTClientObject = RESTClientObject
+        self.kube_config = kube_config
+        self.incluster_config = incluster_config
+        self.ConfigException = ConfigException
+
+
+def _api_client_on_demand(*args, **kwargs):
+    from kubernetes.client.api_client import ApiClient
+
+    return ApiClient(*args, **kwargs)
+
 
 # Answers worth another try: throttling and the server or a proxy being busy.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -77,20 +131,24 @@ class KubeClient:
         tries=5,
         backoff=0.2,
         sleep=time.sleep,
+        light_imports=False,
     ):
+        self.lib = _Kubernetes(light_imports)
         self.tries = max(1, tries)
         self.backoff = backoff
         self.sleep = sleep
         self.counts = {}
         self._counts_lock = threading.Lock()
         self.context = context or ""
-        configuration = k8s_client.Configuration()
+        configuration = self.lib.Configuration()
         if kubeconfig or not host:
             self._load_kubeconfig(configuration, kubeconfig, context)
         if host:
             configuration.host = host
         if api_key:
             configuration.api_key = {"authorization": "Bearer " + api_key}
+            # the kubeconfig loader's hook would put the kubeconfig's token back
+            configuration.refresh_api_key_hook = None
         if validate_certs is not None:
             configuration.verify_ssl = validate_certs
         if ca_cert:
@@ -103,7 +161,8 @@ class KubeClient:
         configuration.retries = False
         configuration.connection_pool_maxsize = POOL_SIZE
         self.server = configuration.host
-        self.api = k8s_client.ApiClient(configuration)
+        self.configuration = configuration
+        self.rest = self.lib.RESTClientObject(configuration, maxsize=POOL_SIZE)
 
     def _load_kubeconfig(self, configuration, kubeconfig, context):
         path = os.path.expanduser(kubeconfig) if kubeconfig else None
@@ -111,14 +170,14 @@ class KubeClient:
             raise KubeError(f"kubeconfig {path} does not exist: set kubeconfig (or K8S_AUTH_KUBECONFIG) to the lab's")
         try:
             if not context:
-                _, active = k8s_config.list_kube_config_contexts(config_file=path)
+                _, active = self.lib.kube_config.list_kube_config_contexts(config_file=path)
                 self.context = (active or {}).get("name", "")
-            k8s_config.load_kube_config(
+            self.lib.kube_config.load_kube_config(
                 config_file=path, context=context or None, client_configuration=configuration, persist_config=False
             )
-        except (ConfigException, OSError, ValueError) as exc:
+        except (self.lib.ConfigException, OSError, ValueError) as exc:
             if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-                k8s_config.load_incluster_config(client_configuration=configuration)
+                self.lib.incluster_config.load_incluster_config(client_configuration=configuration)
                 self.context = "in-cluster"
                 return
             where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
@@ -134,26 +193,28 @@ class KubeClient:
     def request(self, verb, method, path, query=None, body=None):
         """Send one request and return the decoded JSON answer. `verb` is the
         Kubernetes verb counted in `api_requests` (get, list, create...)."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = "application/json"
         last = self.tries - 1
         for attempt in range(self.tries):
             self._count(verb)
+            # read per request: the kubeconfig's refresh hook renews expiring tokens
+            token = self.configuration.get_api_key_with_prefix("authorization")
+            if token:
+                headers["Authorization"] = token
             try:
-                response = self.api.call_api(
-                    path,
+                response = self.rest.request(
                     method,
+                    self.server + path,
                     query_params=list(query or []),
-                    header_params=headers,
+                    headers=headers,
                     body=body,
-                    auth_settings=["BearerToken"],
                     _preload_content=False,
-                    _return_http_data_only=True,
                     _request_timeout=REQUEST_TIMEOUT,
                 )
                 return _decode(response.data) or {}
-            except ApiException as exc:
+            except self.lib.ApiException as exc:
                 if exc.status in TRANSIENT_STATUSES and attempt < last:
                     self.sleep(self.backoff * 2**attempt)
                     continue
@@ -190,9 +251,10 @@ class KubeClient:
         return ApiStatusError(message, exc.status, reason, body)
 
 
-def client_from_params(params):
+def client_from_params(params, light_imports=False):
     """A client from a module's connection options (args.CONNECTION_ARGS)."""
     return KubeClient(
+        light_imports=light_imports,
         kubeconfig=params.get("kubeconfig"),
         context=params.get("context"),
         host=params.get("host"),

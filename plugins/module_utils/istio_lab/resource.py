@@ -25,12 +25,6 @@ class NotServed(KubeError):
     """The cluster does not serve the kind (its CRD is not installed)."""
 
 
-def object_ref(obj):
-    """`Kind namespace/name`, the way every message names an object."""
-    meta = obj.get("metadata", {})
-    return f"{obj.get('kind', '?')} {meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
 def list_objects(client, base, plural, namespaces, kind):
     """Every object of one kind in `namespaces` (None: all namespaces), keyed
     by (namespace, name), in as few LIST requests as the scope allows: one for

@@ -59,8 +59,8 @@ class Problem:
     def __repr__(self):
         return f"Problem({self})"
 
-    def as_dict(self, kind=None):
-        return {"kind": kind or self.object.split(" ", 1)[0], "object": self.object, "field": self.field,
+    def as_dict(self):
+        return {"kind": self.object.split(" ", 1)[0], "object": self.object, "field": self.field,
                 "message": self.message}
 
 

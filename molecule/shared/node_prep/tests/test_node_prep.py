@@ -9,7 +9,10 @@ import os
 
 import testinfra.utils.ansible_runner
 
-testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+# The cluster nodes only: the inventory may also hold the (local) lab host.
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts(
+    "kube_control_plane:kube_workers"
+)
 
 
 def test_packages_installed(host):
@@ -57,7 +60,7 @@ def test_containerd_systemd_cgroup_driver(host):
     dump = host.run("containerd config dump")
     assert dump.rc == 0, dump.stderr
     assert "SystemdCgroup = true" in dump.stdout
-    assert 'disabled_plugins = []' in dump.stdout
+    assert "disabled_plugins = []" in dump.stdout
 
 
 def test_containerd_running(host):

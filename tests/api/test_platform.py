@@ -1,0 +1,444 @@
+"""The platform stages (playbooks/metallb.yml, istio.yml, addons.yml, apps.yml)
+against a Kubernetes API: they build exactly the lab contract's platform
+objects from the real upstream manifests (../shared/upstream), a rerun changes
+nothing, --check on an empty cluster writes nothing, and bad input is refused
+with a clear message before anything is written.
+
+Boundaries: Istio is installed by tests/bin/istioctl, a test double of
+istioctl (no release download, no live cluster here); it validates the
+IstioOperator the role renders and creates the objects the demo profile
+creates that the contract names. Pods "run" because the API double's
+controllers mark workloads ready; no image is pulled. The built platform
+(loopback MetalLB pool, the istioctl double) therefore needs the API double;
+the check-mode and bad-input tests run unchanged on a real cluster."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import _make_double_target, shared_path
+from tests.helpers import run_playbook
+
+pytestmark = pytest.mark.api
+
+REPO = Path(__file__).resolve().parents[2]
+ISTIOCTL_DOUBLE = REPO / "tests" / "bin" / "istioctl"
+MANAGED = {"app.kubernetes.io/managed-by": "istio-lab"}
+POOL = "127.240.0.10-127.240.0.20"
+INGRESS_IP = "127.240.0.10"
+STAGES = ("metallb", "istio", "addons", "apps")
+
+
+def stage_vars(workdir: Path, **overrides) -> dict:
+    """What an instructor sets, with every download source pointed at ../shared."""
+    upstream = shared_path() / "upstream"
+    values = {
+        "metallb_address_range": POOL,
+        "lab_ingress_ip": INGRESS_IP,
+        "metallb_manifest_src": str(upstream / "metallb-0.16.1" / "metallb-native.yaml"),
+        "istio_addons_src": str(upstream / "istio-1.30.3" / "addons"),
+        "istio_istioctl_path": str(ISTIOCTL_DOUBLE),
+        "lab_cache_dir": str(workdir / "cache"),
+        "metallb_webhook_retry_delay": 1,
+        "istio_poll_delay": 1,
+        "lab_wait_timeout": 60,
+    }
+    values.update(overrides)
+    return values
+
+
+def stage(name: str, kube, workdir: Path, check=False, env=None, **overrides):
+    env = {"ISTIOCTL_DOUBLE_LOG": str(workdir / "istioctl.log"), **(env or {})}
+    return run_playbook(f"playbooks/{name}.yml", kube=kube, extra_vars=stage_vars(workdir, **overrides),
+                        check=check, env=env)
+
+
+def istioctl_calls(workdir: Path) -> list[dict]:
+    log = workdir / "istioctl.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def ports(service: dict) -> list[tuple]:
+    return [(p.get("name"), p["port"], p.get("targetPort"), p.get("protocol", "TCP")) for p in service["spec"]["ports"]]
+
+
+# ------------------------------------------------------------------ the built platform
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """A fresh cluster (no CRDs), MetalLB's webhook refusing its first two
+    writes; the four stages run once, then once more."""
+    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        pytest.skip("builds MetalLB with a loopback pool and Istio through the istioctl test double: API double only")
+    if not (shared_path() / "upstream").is_dir():
+        pytest.skip(f"shared upstream manifests not found under {shared_path()} (set ISTIO_LAB_SHARED)")
+    workdir = tmp_path_factory.mktemp("platform")
+    double, kube = _make_double_target(workdir, [], webhook_warmup_failures=2)
+    try:
+        first = {name: stage(name, kube, workdir) for name in STAGES}
+        versions = resource_versions(kube)
+        mark = kube.mark()
+        second = {name: stage(name, kube, workdir) for name in STAGES}
+        yield {"kube": kube, "workdir": workdir, "first": first, "second": second, "versions": versions,
+               "second_mark": mark}
+    finally:
+        double.stop()
+
+
+def contract_objects(kube) -> list[dict]:
+    wanted = [
+        ("apps/v1", "Deployment", "controller", "metallb-system"),
+        ("apps/v1", "DaemonSet", "speaker", "metallb-system"),
+        ("metallb.io/v1beta1", "IPAddressPool", "istio-lab-pool", "metallb-system"),
+        ("metallb.io/v1beta1", "L2Advertisement", "istio-lab-pool", "metallb-system"),
+        ("apps/v1", "Deployment", "istiod", "istio-system"),
+        ("v1", "Service", "istio-ingressgateway", "istio-system"),
+        ("v1", "Service", "istio-egressgateway", "istio-system"),
+        ("v1", "Service", "prometheus", "istio-system"),
+        ("v1", "Service", "grafana", "istio-system"),
+        ("v1", "Service", "kiali", "istio-system"),
+        ("v1", "Service", "zipkin", "istio-system"),
+        ("v1", "Service", "tracing", "istio-system"),
+        ("v1", "ConfigMap", "istio-services-grafana-dashboards", "istio-system"),
+        ("v1", "Namespace", "microservice", None),
+        ("apps/v1", "Deployment", "tomcat", "microservice"),
+        ("v1", "Service", "tomcat", "microservice"),
+    ]
+    objects = []
+    for api_version, kind, name, namespace in wanted:
+        obj = kube.get(api_version, kind, name, namespace)
+        assert obj is not None, f"{kind} {namespace}/{name} missing"
+        objects.append(obj)
+    return objects
+
+
+def resource_versions(kube) -> dict:
+    return {(o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"] for o in contract_objects(kube)}
+
+
+def test_first_run_builds_every_stage(platform):
+    for name, result in platform["first"].items():
+        assert result.rc == 0 and result.failed == 0, f"{name}: {result}"
+        assert result.changed > 0, f"{name} changed nothing on an empty cluster"
+
+
+def test_metallb_webhook_refusals_are_retried(platform):
+    stdout = platform["first"]["metallb"].stdout
+    assert stdout.count("FAILED - RETRYING: [lab]: Create the IPAddressPool and the L2Advertisement") == 2
+
+
+def test_second_run_changes_nothing(platform):
+    kube = platform["kube"]
+    for name, result in platform["second"].items():
+        assert result.rc == 0 and result.changed == 0, f"{name}: {result}"
+    assert resource_versions(kube) == platform["versions"]
+    # istioctl ran once: the rerun found its record (version + operator checksum) unchanged.
+    installs = [c for c in istioctl_calls(platform["workdir"]) if c["argv"][0] == "install"]
+    assert len(installs) == 1
+    # Nothing but server-side applies and replaces that the API server found identical.
+    writes = kube.writes(platform["second_mark"])
+    assert {w["verb"] for w in writes} <= {"patch", "update"}
+
+
+def test_metallb_objects(platform):
+    kube = platform["kube"]
+    assert kube.get("v1", "Namespace", "metallb-system")["metadata"]["labels"]["app.kubernetes.io/managed-by"] == \
+        "istio-lab"
+    controller = kube.get("apps/v1", "Deployment", "controller", "metallb-system")
+    assert controller["status"]["availableReplicas"] == 1
+    assert controller["spec"]["template"]["spec"]["containers"][0]["image"] == "quay.io/metallb/controller:v0.16.1"
+    speaker = kube.get("apps/v1", "DaemonSet", "speaker", "metallb-system")
+    # Server-side apply keeps both memberlist ports (same number, TCP and UDP).
+    assert [(p["containerPort"], p.get("protocol", "TCP")) for p in
+            speaker["spec"]["template"]["spec"]["containers"][0]["ports"]] == \
+        [(9120, "TCP"), (7946, "TCP"), (7946, "UDP")]
+    pool = kube.get("metallb.io/v1beta1", "IPAddressPool", "istio-lab-pool", "metallb-system")
+    assert pool["spec"]["addresses"] == [POOL]
+    assert pool["metadata"]["labels"] == MANAGED
+    advert = kube.get("metallb.io/v1beta1", "L2Advertisement", "istio-lab-pool", "metallb-system")
+    assert advert["spec"]["ipAddressPools"] == ["istio-lab-pool"]
+
+
+def test_ingress_gateway_service(platform):
+    service = platform["kube"].get("v1", "Service", "istio-ingressgateway", "istio-system")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert {"app": "istio-ingressgateway", "istio": "ingressgateway"}.items() <= service["metadata"]["labels"].items()
+    assert service["spec"]["selector"] == {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    assert ports(service) == [("status-port", 15021, 15021, "TCP"), ("http2", 80, 8080, "TCP"),
+                              ("https", 443, 8443, "TCP"), ("tcp", 31400, 31400, "TCP"), ("tls", 15443, 15443, "TCP")]
+    assert service["metadata"]["annotations"]["metallb.io/loadBalancerIPs"] == INGRESS_IP
+    assert service["status"]["loadBalancer"]["ingress"][0]["ip"] == INGRESS_IP
+
+
+def test_egress_gateway_service(platform):
+    service = platform["kube"].get("v1", "Service", "istio-egressgateway", "istio-system")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["metadata"]["labels"]["istio"] == "egressgateway"
+    assert ports(service) == [("http2", 80, 8080, "TCP"), ("https", 443, 8443, "TCP")]
+
+
+def test_istiod_and_mesh_config(platform):
+    kube = platform["kube"]
+    istiod = kube.get("apps/v1", "Deployment", "istiod", "istio-system")
+    assert istiod["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/istio/pilot:1.30.3"
+    mesh = yaml.safe_load(kube.get("v1", "ConfigMap", "istio", "istio-system")["data"]["mesh"])
+    assert mesh["defaultProviders"] == {"tracing": ["zipkin"]}
+    assert mesh["extensionProviders"] == [
+        {"name": "zipkin", "zipkin": {"service": "zipkin.istio-system.svc.cluster.local", "port": 9411}}]
+    record = kube.get("v1", "ConfigMap", "istio-lab-install", "istio-system")
+    assert record["metadata"]["labels"] == MANAGED
+    assert record["data"]["version"] == "1.30.3"
+
+
+def test_istioctl_command_line_and_operator(platform):
+    kube, workdir = platform["kube"], platform["workdir"]
+    calls = istioctl_calls(workdir)
+    install = next(c for c in calls if c["argv"][0] == "install")
+    operator_file = str(workdir / "cache" / "istio-1.30.3" / "lab-istio-operator.yaml")
+    assert install["argv"] == ["install", "-y", "-f", operator_file, "--kubeconfig", kube.kubeconfig,
+                               "--context", "double", "--readiness-timeout", "60s"]
+    assert yaml.safe_load(Path(operator_file).read_text()) == install["operator"]
+    spec = install["operator"]["spec"]
+    assert (spec["profile"], spec["hub"], spec["tag"]) == ("demo", "docker.io/istio", "1.30.3")
+    assert ["version", "--remote=false", "-o", "json"] in [c["argv"] for c in calls]
+
+
+def test_addon_services(platform):
+    kube = platform["kube"]
+    expected = {"prometheus": [9090], "grafana": [3000], "kiali": [20001, 9090], "zipkin": [9411]}
+    for name, numbers in expected.items():
+        service = kube.get("v1", "Service", name, "istio-system")
+        assert [p["port"] for p in service["spec"]["ports"]] == numbers, name
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+        assert service["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "istio-lab"
+    tracing = kube.get("v1", "Service", "tracing", "istio-system")
+    assert [(p["port"], p["targetPort"]) for p in tracing["spec"]["ports"]] == [(80, 9411)]
+    grafana = kube.get("apps/v1", "Deployment", "grafana", "istio-system")
+    assert [(p["containerPort"], p.get("protocol", "TCP")) for p in
+            grafana["spec"]["template"]["spec"]["containers"][0]["ports"]] == \
+        [(3000, "TCP"), (9094, "TCP"), (9094, "UDP"), (6060, "TCP")]
+    # Replaced rather than applied (its emoji defeat the YAML apply decoder), and intact.
+    dashboards = kube.get("v1", "ConfigMap", "istio-services-grafana-dashboards", "istio-system")
+    assert "\U0001F510mTLS" in "".join(dashboards["data"].values())
+
+
+def test_istio_system_pods_run(platform):
+    pods = platform["kube"].list("v1", "Pod", "istio-system")
+    running = {p["metadata"]["name"].rsplit("-", 2)[0] for p in pods if p["status"]["phase"] == "Running"}
+    assert running >= {"istiod", "istio-ingressgateway", "istio-egressgateway", "grafana", "kiali", "prometheus",
+                       "zipkin"}
+
+
+def test_tomcat_in_microservice(platform):
+    kube = platform["kube"]
+    namespace = kube.get("v1", "Namespace", "microservice")
+    assert namespace["metadata"]["labels"] == {**MANAGED, "istio-lab.io/chapter": "1", "istio-injection": "enabled"}
+    deployment = kube.get("apps/v1", "Deployment", "tomcat", "microservice")
+    assert deployment["metadata"]["labels"] == {**MANAGED, "istio-lab.io/chapter": "1", "app": "tomcat",
+                                                "version": "v1"}
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["selector"]["matchLabels"] == {"app": "tomcat", "version": "v1"}
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "hub.c.163.com/library/tomcat:latest"
+    assert [p["containerPort"] for p in container["ports"]] == [8080]
+    service = kube.get("v1", "Service", "tomcat", "microservice")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == {"app": "tomcat"}
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 8080)]
+    assert service["metadata"]["labels"]["istio-lab.io/chapter"] == "1"
+    endpoints = kube.get("v1", "Endpoints", "tomcat", "microservice")
+    assert endpoints["subsets"][0]["addresses"], "tomcat's Service selects no ready pod"
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        self.server.paths.append(self.path)
+
+
+def test_istioctl_from_release_tarball_is_downloaded_once(platform, tmp_path):
+    """The release route: a tarball served over HTTP on loopback (standing in
+    for the GitHub release), downloaded and extracted once, then reused."""
+    kube, workdir = platform["kube"], platform["workdir"]
+    release = tmp_path / "release"
+    (release / "istio-1.30.3" / "bin").mkdir(parents=True)
+    shutil.copy(ISTIOCTL_DOUBLE, release / "istio-1.30.3" / "bin" / "istioctl")
+    with tarfile.open(tmp_path / "istio-1.30.3-linux-amd64.tar.gz", "w:gz") as tar:
+        tar.add(release / "istio-1.30.3", arcname="istio-1.30.3")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_CountingHandler, directory=str(tmp_path)))
+    server.paths = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/istio-1.30.3-linux-amd64.tar.gz"
+        cache = tmp_path / "cache"
+        runs = [stage("istio", kube, workdir, istio_istioctl_path="", istio_release_src=url, lab_cache_dir=str(cache),
+                      istio_operator_file=str(workdir / "cache" / "istio-1.30.3" / "lab-istio-operator.yaml"))
+                for _ in range(2)]
+    finally:
+        server.shutdown()
+    assert all(r.rc == 0 for r in runs), runs[-1]
+    assert server.paths == ["/istio-1.30.3-linux-amd64.tar.gz"]
+    assert (cache / "istio-1.30.3" / "bin" / "istioctl").is_file()
+    assert runs[1].changed == 0, runs[1]
+    # Same version and operator file: the cluster is left alone.
+    assert len([c for c in istioctl_calls(workdir) if c["argv"][0] == "install"]) == 1
+
+
+def test_istioctl_from_an_extracted_release_directory(platform, tmp_path):
+    kube, workdir = platform["kube"], platform["workdir"]
+    (tmp_path / "istio-1.30.3" / "bin").mkdir(parents=True)
+    shutil.copy(ISTIOCTL_DOUBLE, tmp_path / "istio-1.30.3" / "bin" / "istioctl")
+    result = stage("istio", kube, workdir, istio_istioctl_path="", istio_release_src=str(tmp_path / "istio-1.30.3"))
+    assert result.rc == 0 and result.changed == 0, result
+
+
+def test_istioctl_of_another_version_is_refused(platform):
+    result = stage("istio", platform["kube"], platform["workdir"], env={"ISTIOCTL_DOUBLE_VERSION": "1.29.0"})
+    assert result.rc != 0
+    assert "is istioctl 1.29.0, not istio_version 1.30.3" in result.stdout
+
+
+# ------------------------------------------------------------------ check mode
+
+
+def test_check_mode_on_an_empty_cluster_writes_nothing(kube, tmp_path):
+    if not (shared_path() / "upstream").is_dir():
+        pytest.skip("shared upstream manifests not found")
+    mark = kube.mark()
+    for name in STAGES:
+        result = stage(name, kube, tmp_path, check=True)
+        assert result.rc == 0, f"{name}: {result}"
+    assert kube.writes(mark) == []
+    assert istioctl_calls(tmp_path) and all(c["argv"][0] == "version" for c in istioctl_calls(tmp_path))
+    assert not (tmp_path / "cache" / "istio-1.30.3" / "lab-istio-operator.yaml").exists()
+    assert kube.get("v1", "Namespace", "microservice") is None
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _node_address(kube) -> str:
+    for node in kube.list("v1", "Node"):
+        for address in node["status"].get("addresses", []):
+            if address["type"] == "InternalIP" and ":" not in address["address"]:
+                return address["address"]
+    pytest.skip("no IPv4 node address to overlap")
+
+
+@pytest.mark.parametrize(
+    ("playbook", "overrides", "message"),
+    [
+        ("metallb", {"metallb_address_range": "127.240.0.20-127.240.0.10"}, "is reversed"),
+        ("metallb", {"lab_ingress_ip": "127.240.0.30"}, "lab_ingress_ip '127.240.0.30' is outside"),
+        ("metallb", {"metallb_address_range": "NODE"}, "includes node address(es)"),
+        ("addons", {"istio_addons_enabled": ["prometheus", "jaeger", "zipkin"]}, "lists both zipkin and jaeger"),
+        ("apps", {"lab_apps_chapters": ["1", "9"]}, "Unknown chapter(s) 9 in lab_apps_chapters"),
+    ],
+    ids=["reversed", "ingress-outside", "node-overlap", "jaeger-and-zipkin", "unknown-chapter"],
+)
+def test_bad_input_is_refused_before_writing(kube, tmp_path, playbook, overrides, message):
+    """Every syntax error of a range is covered by tests/unit/test_platform_addresses.py."""
+    if overrides.get("metallb_address_range") == "NODE":
+        node = _node_address(kube)
+        overrides = {"metallb_address_range": f"{node}-{node}", "lab_ingress_ip": node}
+    mark = kube.mark()
+    result = stage(playbook, kube, tmp_path, **overrides)
+    assert result.rc != 0 and result.failed == 1, result
+    assert message in result.stdout, result
+    assert kube.writes(mark) == []
+
+
+# ------------------------------------------------------------------ preflight
+
+
+def test_preflight_names_a_missing_kubeconfig(tmp_path):
+    result = run_playbook("playbooks/apps.yml", extra_vars={"lab_kubeconfig": str(tmp_path / "nope")})
+    assert result.rc != 0
+    assert f"No kubeconfig at {tmp_path / 'nope'}" in result.stdout
+
+
+def test_preflight_names_an_unknown_context(kube):
+    result = run_playbook("playbooks/apps.yml", kube=kube, extra_vars={"lab_kube_context": "classroom"})
+    assert result.rc != 0
+    assert f"Context classroom is not in kubeconfig {kube.kubeconfig} (its contexts: {kube.context})" in \
+        " ".join(result.stdout.split())
+
+
+def test_preflight_says_when_nothing_answers(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "lab", "user": {"token": "x"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}]}))
+    result = run_playbook("playbooks/apps.yml", extra_vars={"lab_kubeconfig": str(kubeconfig)})
+    assert result.rc != 0
+    text = " ".join(result.stdout.split())
+    assert f"The cluster is unreachable: nothing answered at its API server (API server http://127.0.0.1:{port}," \
+           f" context lab, kubeconfig {kubeconfig})" in text
+
+
+def test_preflight_says_when_credentials_are_refused(kube, tmp_path):
+    kube.require_double("a kubeconfig with a wrong token for the same server")
+    config = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    config["users"][0]["user"]["token"] = "not-the-token"
+    kubeconfig = tmp_path / "bad-token"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    result = run_playbook("playbooks/apps.yml", extra_vars={"lab_kubeconfig": str(kubeconfig),
+                                                             "lab_kube_context": kube.context})
+    assert result.rc != 0
+    assert "The cluster refused the credentials of this context (401 Unauthorized)" in " ".join(result.stdout.split())
+
+
+def test_preflight_refuses_ipvs_without_strict_arp(kube, tmp_path):
+    kube.require_double("rewrites kube-system/kube-proxy")
+    proxy = kube.get("v1", "ConfigMap", "kube-proxy", "kube-system")
+    config = yaml.safe_load(proxy["data"]["config.conf"])
+    config.update(mode="ipvs", ipvs={"strictARP": False})
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                "data": {"config.conf": yaml.safe_dump(config)}})
+    mark = kube.mark()
+    result = stage("metallb", kube, tmp_path)
+    assert result.rc != 0
+    assert "kube-proxy runs in IPVS mode without strictARP" in " ".join(result.stdout.split())
+    assert kube.writes(mark) == []
+    # With strictARP the preflight passes: the next refusal is the (deliberately) malformed range.
+    config["ipvs"]["strictARP"] = True
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                "data": {"config.conf": yaml.safe_dump(config)}})
+    result = stage("metallb", kube, tmp_path, metallb_address_range="pool")
+    assert "metallb_address_range 'pool' is malformed" in result.stdout
+    assert "strictARP" not in result.stdout
+
+
+# ------------------------------------------------------------------ registry mirror
+
+
+def test_registry_mirror_moves_addon_and_app_images(kube, tmp_path):
+    kube.ensure_namespace("istio-system")
+    mirror = {"lab_registry_mirror": "harbor.school.example/mirror"}
+    for name in ("addons", "apps"):
+        result = stage(name, kube, tmp_path, **mirror)
+        assert result.rc == 0, f"{name}: {result}"
+    images = {d["metadata"]["name"]: [c["image"] for c in d["spec"]["template"]["spec"]["containers"]]
+              for namespace in ("istio-system", "microservice") for d in kube.list("apps/v1", "Deployment", namespace)}
+    assert images["tomcat"] == ["harbor.school.example/mirror/library/tomcat:latest"]
+    assert images["kiali"] == ["harbor.school.example/mirror/kiali/kiali:v2.26"]
+    assert images["zipkin"] == ["harbor.school.example/mirror/openzipkin/zipkin-slim:3.4.0"]
+    assert "harbor.school.example/mirror/prom/prometheus:v3.10.0" in images["prometheus"]
