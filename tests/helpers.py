@@ -103,7 +103,10 @@ def run_module(name: str, args: dict, kube=None, check=False, diff=False, timeou
     """Run one module on localhost (`ansible localhost -m name -a <json>`) with
     the playbook's Python and return its result dict (json callback)."""
     command = [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", name,
-               "-a", json.dumps(args), "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}"]
+               "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}"]
+    if args:
+        # An empty -a is taken as raw parameters, which most modules refuse.
+        command += ["-a", json.dumps(args)]
     if check:
         command.append("--check")
     if diff:

@@ -325,7 +325,8 @@ def classroom_inventory(roster, plan, settings):
                     lab_kube_context="",
                 )
                 for position, (name, address) in enumerate(machines):
-                    node = {"ansible_host": address, "classroom_student_id": student_id}
+                    # cluster_lab: the lab this node's cluster serves (cluster.yml builds one cluster per lab).
+                    node = {"ansible_host": address, "cluster_lab": student_id}
                     if settings.get("node_user"):
                         node["ansible_user"] = settings["node_user"]
                     (control_plane if position == 0 else workers)[name] = node

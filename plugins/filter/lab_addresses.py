@@ -80,25 +80,25 @@ def lab_address_in_range(address, value):
     return _inside(_ip(address, "address"), lab_address_range(value))
 
 
-def lab_address_pool(value, node_addresses=(), ingress_ip=""):
+def lab_address_pool(value, reserved=(), ingress_ip=""):
     """Check MetalLB's pool before anything is written; return its normalised range.
 
-    ``node_addresses``: the cluster nodes' addresses (entries that are not IP
-    addresses, such as host names, are ignored). ``ingress_ip``: the ingress
-    gateway's pinned address, or empty.
+    ``reserved``: the nodes' addresses and any other address the pool must
+    leave alone (entries that are not IP addresses, such as host names, are
+    ignored). ``ingress_ip``: the ingress gateway's pinned address, or empty.
     """
     parsed = lab_address_range(value)
-    nodes = []
-    for entry in node_addresses or ():
+    addresses = []
+    for entry in reserved or ():
         try:
-            nodes.append(ipaddress.ip_address(str(entry).strip()))
+            addresses.append(ipaddress.ip_address(str(entry).strip()))
         except ValueError:
             continue
-    taken = sorted({str(address) for address in nodes if _inside(address, parsed)}, key=ipaddress.ip_address)
+    taken = sorted({str(address) for address in addresses if _inside(address, parsed)}, key=ipaddress.ip_address)
     if taken:
         raise AnsibleFilterError(
-            f"metallb_address_range {parsed['range']!r} includes node address(es) {', '.join(taken)}: MetalLB "
-            "would announce a node's own address; choose a range of free addresses outside the nodes'"
+            f"metallb_address_range {parsed['range']!r} includes node or reserved address(es) {', '.join(taken)}: "
+            "MetalLB would announce them and steal their traffic; choose free addresses outside them"
         )
     if ingress_ip:
         ip = _ip(ingress_ip, "lab_ingress_ip")

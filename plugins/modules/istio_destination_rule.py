@@ -71,8 +71,8 @@ options:
     default: strict
   adopt:
     description:
-      - Take over (update and label) an existing DestinationRule that istio-lab did not create. Without it such an
-        object is never touched and the task fails naming it.
+      - Take over an existing DestinationRule that istio-lab did not create (update and label it, or delete it with
+        O(state=absent)). Without it such an object is never touched and the task fails naming it.
     type: bool
     default: false
   definitions:

@@ -127,7 +127,12 @@ api_requests:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.istio_lab.args import CONNECTION_ARGS
 from ansible.module_utils.istio_lab.chapter_objects import ALL_CHAPTERS, Api, Chapters, row, table
-from ansible.module_utils.istio_lab.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, KubeClient, KubeError
+from ansible.module_utils.istio_lab.client import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeError,
+    client_from_params,
+)
 
 ARGUMENT_SPEC = {
     "chapter": {"type": "str", "required": True},
@@ -158,7 +163,7 @@ def main():
     result = {"changed": False, "objects": [], "table": [], "unserved_kinds": [], "api_requests": {}}
     client = None
     try:
-        client = KubeClient(**{key: params[key] for key in CONNECTION_ARGS})
+        client = client_from_params(params, light_imports=True)
         chapters = Chapters(Api(client), params["chapter_label"], params["match_labels"], module.check_mode)
         if state == "listed":
             changed, rows = chapters.list(chapter)

@@ -7,6 +7,7 @@ reason, only when no Docker engine answers or debootstrap is missing.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,8 @@ def test_molecule_scenario(scenario, node_image):
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"molecule test -s {scenario} failed:\n{output[-8000:]}"
     # Each step ran (molecule reports every action it executed) and succeeded.
+    # (molecule writes "<scenario> ➜ <step>" in colour, "<scenario> > <step>" without)
     for step in steps:
-        assert f"{scenario} ➜ {step}: Executed: Successful" in output, f"{step} did not run:\n{output[-4000:]}"
+        done = re.search(rf"^{scenario} (➜|>) {step}: Executed: Successful\s*$", output, re.MULTILINE)
+        assert done, f"{step} did not run:\n{output[-4000:]}"
     assert "failed=1" not in output

@@ -156,6 +156,10 @@ def test_table_shows_times_ratios_requests_and_errors():
     row_m2 = next(line for line in lines if "task per object" in line)
     assert "191.00 (1.0x)" in row_m2 and "360r/720w" in row_m2
     assert any("error: first run failed" in line for line in lines)
+    # Peak memory: the sampled tree, or the largest single process when the samples missed the peak.
+    assert row_m1.split()[-1] == "100"
+    results[0]["phases"]["noop"]["max_rss_mib"] = 150.0
+    assert next(line for line in report.table(results).splitlines() if "modules" in line).split()[-1] == "150"
 
 
 def test_an_interrupted_method_counts_for_the_runs_it_finished():

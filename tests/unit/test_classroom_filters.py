@@ -43,11 +43,11 @@ def test_students_given_machines_get_a_cluster_built_and_a_group_of_their_own():
     assert children["labs"]["hosts"]["grace"]["cluster_provider"] == "kubeadm"
     assert children["labs"]["hosts"]["alan"]["lab_kubeconfig"] == "{{ inventory_dir }}/kubeconfigs/alan.yaml"
     assert children["kube_control_plane"]["hosts"] == {
-        "alan-cp": {"ansible_host": "127.30.0.1", "classroom_student_id": "alan"},
-        "grace-node1": {"ansible_host": "127.30.0.3", "classroom_student_id": "grace"},
+        "alan-cp": {"ansible_host": "127.30.0.1", "cluster_lab": "alan"},
+        "grace-node1": {"ansible_host": "127.30.0.3", "cluster_lab": "grace"},
     }
     assert children["kube_workers"]["hosts"] == {
-        "alan-w1": {"ansible_host": "127.30.0.2", "classroom_student_id": "alan"}
+        "alan-w1": {"ansible_host": "127.30.0.2", "cluster_lab": "alan"}
     }
     assert children["class_alan"]["hosts"] == {"alan": {}, "alan-cp": {}, "alan-w1": {}}
     assert children["class_ada"]["hosts"] == {"ada": {}}
@@ -161,3 +161,15 @@ def test_status_rows_tell_healthy_unhealthy_and_failed_labs_apart():
     assert "the lab failed during this run" in rows["s3"]["problems"]
     assert (rows["s4"]["state"], rows["s4"]["reachable"]) == ("failed", "no")
     assert "API unreachable: connection refused" in rows["s4"]["problems"]
+
+
+def test_cluster_yml_builds_one_cluster_per_student_from_the_generated_inventory():
+    import cluster_preflight  # plugins/filter/cluster_preflight.py: how cluster.yml groups nodes into clusters
+
+    _plan, children = build()
+    groups = {name: list(group["hosts"]) for name, group in children.items()}
+    hostvars = {host: values for group in children.values() for host, values in group["hosts"].items() if values}
+    assert cluster_preflight.cluster_membership(groups, hostvars, "alan-w1") == {
+        "lab": "alan", "nodes": ["alan-cp", "alan-w1"], "control_plane": ["alan-cp"]}
+    assert cluster_preflight.cluster_membership(groups, hostvars, "grace-node1") == {
+        "lab": "grace", "nodes": ["grace-node1"], "control_plane": ["grace-node1"]}

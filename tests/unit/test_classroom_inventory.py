@@ -101,7 +101,7 @@ def test_roster_becomes_an_inventory_ansible_reads(tmp_path, roster):
     # The shared settings reach the classroom inventory through the linked group_vars.
     assert student07["lab_chapter_label"] == "istio-lab.io/chapter"
     assert inventory["class_student07"]["hosts"] == ["student07"]
-    recorded = yaml.safe_load((tmp_path / "inv/group_vars/all/classroom.yml").read_text())
+    recorded = yaml.safe_load((tmp_path / "inv/group_vars/labs.yml").read_text())
     assert recorded["classroom_inventory_plan_record"]["student07"]["slot"] == 6
 
 

@@ -65,7 +65,7 @@ def test_pool_refuses_node_addresses_inside_and_names_them():
     with pytest.raises(AnsibleFilterError) as caught:
         F.lab_address_pool("127.240.0.10-127.240.0.20", ["127.240.0.9", "127.240.0.20", "127.240.0.12"], "")
     message = str(caught.value)
-    assert "includes node address(es) 127.240.0.12, 127.240.0.20" in message
+    assert "includes node or reserved address(es) 127.240.0.12, 127.240.0.20" in message
     assert "127.240.0.9" not in message
 
 
