@@ -275,3 +275,14 @@ def test_site_check_mode_on_an_empty_cluster_writes_nothing(kube, shared_dir, tm
     assert set(calls) == {"version"}
     assert f"nothing answered at {ENVOY_ADDRESS}:{port}" in " ".join(result.stdout.split())
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_site_stops_at_the_preflight_when_no_kubeconfig(tmp_path):
+    """A short run (it fails in its second play): the preflight names what is
+    missing before any stage starts."""
+    missing = tmp_path / "no-such-kubeconfig"
+    result = run_playbook("site.yml", extra_vars={"lab_kubeconfig": str(missing), "metallb_address_range": POOL})
+    assert result.rc != 0 and result.failed == 1, result
+    assert f"No kubeconfig at {missing}" in " ".join(result.stdout.split())
+    assert "PLAY [Check that the lab's cluster answers]" in result.stdout
+    assert "PLAY [Install MetalLB and the lab's address pool]" not in result.stdout
