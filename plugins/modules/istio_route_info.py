@@ -16,6 +16,8 @@ description:
     a subset no DestinationRule defines, two VirtualServices claiming the same host on the same gateway port, route
     weights not summing to 100.
   - Never changes anything.
+extends_documentation_fragment:
+  - istio_lab_auth
 options:
   namespaces:
     description:
@@ -29,43 +31,6 @@ options:
     description: API version of the Istio objects to read.
     type: str
     default: networking.istio.io/v1
-  kubeconfig:
-    description:
-      - Path to the kubeconfig of the lab's cluster.
-      - Defaults to the E(K8S_AUTH_KUBECONFIG) environment variable, then E(KUBECONFIG), then C(~/.kube/config).
-    type: path
-  context:
-    description:
-      - Context of O(kubeconfig) to use; defaults to E(K8S_AUTH_CONTEXT), then the current context.
-    type: str
-  host:
-    description:
-      - URL of the API server, overriding the kubeconfig's (E(K8S_AUTH_HOST)).
-    type: str
-  api_key:
-    description:
-      - Bearer token to authenticate with (E(K8S_AUTH_API_KEY)).
-    type: str
-  validate_certs:
-    description:
-      - Whether to verify the API server's certificate (E(K8S_AUTH_VERIFY_SSL)). Defaults to the kubeconfig's setting.
-    type: bool
-    aliases: [verify_ssl]
-  ca_cert:
-    description:
-      - CA bundle that signed the API server's certificate (E(K8S_AUTH_SSL_CA_CERT)).
-    type: path
-    aliases: [ssl_ca_cert]
-  client_cert:
-    description:
-      - Client certificate to authenticate with (E(K8S_AUTH_CERT_FILE)).
-    type: path
-    aliases: [cert_file]
-  client_key:
-    description:
-      - Key of O(client_cert) (E(K8S_AUTH_KEY_FILE)).
-    type: path
-    aliases: [key_file]
 requirements:
   - kubernetes (Python client)
 notes:

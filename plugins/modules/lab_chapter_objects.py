@@ -20,6 +20,8 @@ description:
     and refuses a corrupt or foreign save before any write, then creates what is missing and replaces
     what differs; identical objects are not written.
   - Check mode reads only and reports what would be deleted, saved or written.
+extends_documentation_fragment:
+  - istio_lab_auth
 options:
   chapter:
     description: The chapter id (a key of C(lab_chapters)), or C(all) for every chapter (states listed and absent).
@@ -56,34 +58,6 @@ options:
     description: Seconds to wait for deleted objects to go.
     type: int
     default: 300
-  kubeconfig:
-    description: Path to the kubeconfig. Defaults to C(K8S_AUTH_KUBECONFIG), then the kubernetes library's default.
-    type: path
-  context:
-    description: Kubeconfig context. Defaults to C(K8S_AUTH_CONTEXT), then the current context.
-    type: str
-  host:
-    description: API server URL. Defaults to C(K8S_AUTH_HOST).
-    type: str
-  api_key:
-    description: Bearer token. Defaults to C(K8S_AUTH_API_KEY).
-    type: str
-  validate_certs:
-    description: Verify the API server's certificate. Defaults to C(K8S_AUTH_VERIFY_SSL).
-    type: bool
-    aliases: [verify_ssl]
-  ca_cert:
-    description: CA bundle of the API server. Defaults to C(K8S_AUTH_SSL_CA_CERT).
-    type: path
-    aliases: [ssl_ca_cert]
-  client_cert:
-    description: Client certificate. Defaults to C(K8S_AUTH_CERT_FILE).
-    type: path
-    aliases: [cert_file]
-  client_key:
-    description: Client key. Defaults to C(K8S_AUTH_KEY_FILE).
-    type: path
-    aliases: [key_file]
 author: istio-lab
 """
 
