@@ -14,6 +14,7 @@ the check-mode and bad-input tests run unchanged on a real cluster."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import json
@@ -463,3 +464,30 @@ def test_registry_mirror_and_addons_from_a_url(kube, tmp_path):
     assert images["kiali"] == ["harbor.school.example/mirror/kiali/kiali:v2.26"]
     assert images["zipkin"] == ["harbor.school.example/mirror/openzipkin/zipkin-slim:3.4.0"]
     assert "harbor.school.example/mirror/prom/prometheus:v3.10.0" in images["prometheus"]
+
+
+# ------------------------------------------------------------------ a classroom's Grafana password
+
+
+def test_grafana_reads_a_classroom_password_from_a_secret_never_printed(kube, tmp_path):
+    """A classroom hands each student a Grafana password: the addons stage keeps
+    it in a Secret that Grafana reads, prints it nowhere, and a rerun changes nothing."""
+    password = "Student07-grafana-pass"
+    kube.ensure_namespace("istio-system")
+    overrides = {"istio_addons_enabled": ["grafana"], "istio_addons_grafana_admin_password": password}
+    first = stage("addons", kube, tmp_path, **overrides)
+    assert first.rc == 0, first.stdout[-3000:]
+    secret = kube.get("v1", "Secret", "grafana-admin", "istio-system")
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["password"]).decode() == password
+    deployment = kube.get("apps/v1", "Deployment", "grafana", "istio-system")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == {
+        "name": "GF_SECURITY_ADMIN_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "grafana-admin", "key": "password"}},
+    }
+    second = stage("addons", kube, tmp_path, **overrides)
+    assert second.rc == 0 and second.changed == 0, second.stdout[-3000:]
+    for result in (first, second):
+        assert password not in result.stdout + result.stderr
+        assert base64.b64encode(password.encode()).decode() not in result.stdout + result.stderr
