@@ -13,7 +13,7 @@ import yaml  # noqa: E402
 from bench.istio_lab_bench import harness, methods, objects  # noqa: E402
 
 # A parent holding ~40 MiB that starts a child holding ~60 MiB: the tree peaks near 100 MiB,
-# its largest single process near 60 MiB.
+# its largest single process holds at least 60 MiB.
 TREE = """
 import subprocess, sys, time
 held = bytearray(40 * 2**20)
@@ -29,7 +29,9 @@ def test_run_measured_times_and_sums_the_memory_of_the_process_tree():
     assert measured.stdout.strip() == "done"
     assert measured.wall_s >= 1.0
     assert measured.peak_rss_mib >= 95  # parent and child sampled together
-    assert 60 <= measured.max_rss_mib < 95  # the kernel's figure: one process at a time
+    # The kernel's figure (ru_maxrss) sees one process at a time, so it stays below the
+    # sampled sum of the tree (how far below depends on the interpreter's own footprint).
+    assert 60 <= measured.max_rss_mib < measured.peak_rss_mib
 
 
 def test_run_measured_reports_failures():

@@ -121,12 +121,29 @@ def test_definitions_inherit_the_task_options():
     ]
 
 
-def documented_options(module):
-    source = (REPO / "plugins/modules" / f"{module}.py").read_text()
-    for node in ast.parse(source).body:
+def _documentation(path):
+    for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION":
-            return yaml.safe_load(node.value.value)["options"]
-    raise AssertionError(f"{module} has no DOCUMENTATION")
+            return yaml.safe_load(node.value.value)
+        if isinstance(node, ast.ClassDef):  # a doc fragment: class ModuleDocFragment
+            return _documentation_of_class(node)
+    raise AssertionError(f"{path} has no DOCUMENTATION")
+
+
+def _documentation_of_class(node):
+    for item in node.body:
+        if isinstance(item, ast.Assign) and item.targets[0].id == "DOCUMENTATION":
+            return yaml.safe_load(item.value.value)
+    raise AssertionError(f"{node.name} has no DOCUMENTATION")
+
+
+def documented_options(module):
+    """The module's options, with those of the doc fragments it extends (as ansible-doc shows them)."""
+    documentation = _documentation(REPO / "plugins/modules" / f"{module}.py")
+    options = dict(documentation["options"])
+    for fragment in documentation.get("extends_documentation_fragment", []):
+        options.update(_documentation(REPO / "plugins/doc_fragments" / f"{fragment}.py")["options"])
+    return options
 
 
 def compare(options, spec, where):

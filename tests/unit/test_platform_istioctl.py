@@ -28,9 +28,10 @@ _loader.exec_module(D)
 
 
 def render_operator(**variables) -> dict:
-    """The role's template rendered by Ansible itself, with the role's defaults."""
+    """The role's template rendered by Ansible itself, with the shared settings and the role's defaults."""
+    shared = yaml.safe_load((REPO / "inventory/group_vars/all/lab.yml").read_text())  # istio_version, lab_ingress_ip
     defaults = yaml.safe_load((REPO / "roles/istio/defaults/main.yml").read_text())
-    values = {**defaults, "lab_registry_mirror": "", "inventory_hostname": "lab", **variables}
+    values = {**shared, **defaults, "lab_registry_mirror": "", "inventory_hostname": "lab", **variables}
     template = REPO / "roles/istio/templates/istio-operator.yaml.j2"
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
