@@ -4,6 +4,7 @@ fixture's API."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -121,3 +124,22 @@ def run_module(name: str, args: dict, kube=None, check=False, diff=False, timeou
     except (ValueError, KeyError, IndexError) as exc:
         raise RuntimeError(f"no JSON result from {name} (rc={completed.returncode}):\n{completed.stdout[-4000:]}\n"
                            f"{completed.stderr[-4000:]}") from exc
+
+
+def _documentation(path: Path) -> dict:
+    """DOCUMENTATION of a module file, or of a doc fragment's ModuleDocFragment class."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ClassDef):
+            node = next(item for item in node.body if isinstance(item, ast.Assign))
+        if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION":
+            return yaml.safe_load(node.value.value)
+    raise AssertionError(f"{path} has no DOCUMENTATION")
+
+
+def documented_options(module: str) -> dict:
+    """A module's options with those of the doc fragments it extends, as ansible-doc shows them."""
+    documentation = _documentation(REPO / "plugins" / "modules" / f"{module}.py")
+    options = dict(documentation["options"])
+    for fragment in documentation.get("extends_documentation_fragment", []):
+        options.update(_documentation(REPO / "plugins" / "doc_fragments" / f"{fragment}.py")["options"])
+    return options

@@ -13,7 +13,6 @@ resourceVersions prove they are left untouched. Pods never run here (the
 double marks Deployments available), so "gone" is measured on API objects.
 """
 
-import ast
 import copy
 import hashlib
 import importlib.util
@@ -25,7 +24,7 @@ import yaml
 # conftest.py puts plugins/module_utils on ansible.module_utils' path
 from ansible.module_utils.istio_lab.chapter_objects import KINDS, strip_server_fields, table
 
-from tests.helpers import REPO, run_module, run_playbook
+from tests.helpers import REPO, documented_options, run_module, run_playbook
 
 pytestmark = pytest.mark.api
 
@@ -390,9 +389,7 @@ def test_documentation_matches_the_argument_spec():
     spec = importlib.util.spec_from_file_location("lab_chapter_objects", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    documentation = next(node.value.value for node in ast.parse(path.read_text()).body
-                         if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION")
-    options = yaml.safe_load(documentation)["options"]
+    options = documented_options("lab_chapter_objects")
     assert set(options) == set(module.ARGUMENT_SPEC)
     for name, doc in options.items():
         for field in ("type", "choices", "default", "aliases"):

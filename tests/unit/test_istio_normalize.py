@@ -2,12 +2,10 @@
 the definitions' inheritance, and the modules' documentation against their
 argument spec."""
 
-import ast
 from pathlib import Path
 
 import ansible.module_utils
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
@@ -23,6 +21,8 @@ from ansible.module_utils.istio_lab.normalize import (  # noqa: E402
     is_managed,
     merged_object,
 )
+
+from tests.helpers import documented_options  # noqa: E402
 
 SPEC = {
     "hosts": ["*"],
@@ -119,31 +119,6 @@ def test_definitions_inherit_the_task_options():
     assert single == [
         {"name": "x", "namespace": "ns", "spec": {"a": 1}, "state": "present", "labels": None, "annotations": None}
     ]
-
-
-def _documentation(path):
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION":
-            return yaml.safe_load(node.value.value)
-        if isinstance(node, ast.ClassDef):  # a doc fragment: class ModuleDocFragment
-            return _documentation_of_class(node)
-    raise AssertionError(f"{path} has no DOCUMENTATION")
-
-
-def _documentation_of_class(node):
-    for item in node.body:
-        if isinstance(item, ast.Assign) and item.targets[0].id == "DOCUMENTATION":
-            return yaml.safe_load(item.value.value)
-    raise AssertionError(f"{node.name} has no DOCUMENTATION")
-
-
-def documented_options(module):
-    """The module's options, with those of the doc fragments it extends (as ansible-doc shows them)."""
-    documentation = _documentation(REPO / "plugins/modules" / f"{module}.py")
-    options = dict(documentation["options"])
-    for fragment in documentation.get("extends_documentation_fragment", []):
-        options.update(_documentation(REPO / "plugins/doc_fragments" / f"{fragment}.py")["options"])
-    return options
 
 
 def compare(options, spec, where):
