@@ -29,9 +29,9 @@ def test_run_measured_times_and_sums_the_memory_of_the_process_tree():
     assert measured.stdout.strip() == "done"
     assert measured.wall_s >= 1.0
     assert measured.peak_rss_mib >= 95  # parent and child sampled together
-    # The kernel's figure (ru_maxrss) sees one process at a time, so it stays below the
-    # sampled sum of the tree (how far below depends on the interpreter's own footprint).
-    assert 60 <= measured.max_rss_mib < measured.peak_rss_mib
+    # The kernel's figure (ru_maxrss) is the largest single process of the tree; how a forked
+    # child's pages are counted before its exec varies, so only its floor is certain.
+    assert measured.max_rss_mib >= 60
 
 
 def test_run_measured_reports_failures():
