@@ -14,13 +14,13 @@ from urllib.parse import parse_qsl, urlsplit
 import urllib3
 import yaml
 
-from .server import DEFAULT_TOKEN, describe_request
+from .server import DEFAULT_TOKEN, RequestLog, describe_request
 
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                 "transfer-encoding", "upgrade", "host", "authorization", "content-length", "content-encoding"}
 
 
-class CountingProxy:
+class CountingProxy(RequestLog):
     """Forward everything to the cluster of `kubeconfig`/`context`; log each
     request like KubeDouble does (mark/requests/reset_requests)."""
 
@@ -38,7 +38,7 @@ class CountingProxy:
             cert_reqs="CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
             ca_certs=configuration.ssl_ca_cert, cert_file=configuration.cert_file, key_file=configuration.key_file)
         self._log: list[dict] = []
-        self._lock = threading.Lock()
+        self._log_lock = threading.Lock()
         self._server = None
         self.port = 0
 
@@ -79,22 +79,6 @@ class CountingProxy:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             yaml.safe_dump(config, handle, sort_keys=False)
         return os.fspath(path)
-
-    def _record(self, entry: dict) -> None:
-        with self._lock:
-            self._log.append(entry)
-
-    def mark(self) -> int:
-        with self._lock:
-            return len(self._log)
-
-    def requests(self, since: int | None = None) -> list[dict]:
-        with self._lock:
-            return list(self._log[since or 0:])
-
-    def reset_requests(self) -> None:
-        with self._lock:
-            self._log.clear()
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):

@@ -51,7 +51,28 @@ class Fault:
         self.remaining = times
 
 
-class KubeDouble:
+class RequestLog:
+    """The request log of the double and of the counting proxy: what tests count.
+    The owner sets `_log` (a list) and `_log_lock` (a lock)."""
+
+    def _record(self, entry: dict) -> None:
+        with self._log_lock:
+            self._log.append(entry)
+
+    def mark(self) -> int:
+        with self._log_lock:
+            return len(self._log)
+
+    def requests(self, since: int | None = None) -> list[dict]:
+        with self._log_lock:
+            return list(self._log[since or 0:])
+
+    def reset_requests(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+
+class KubeDouble(RequestLog):
     """An in-process kube-apiserver v1.36 stand-in on 127.0.0.1.
 
     >>> with KubeDouble(crds=[".../istio-1.30.3-crds.yaml"]) as double:
@@ -184,23 +205,6 @@ class KubeDouble:
                     fault.remaining -= 1
                     return fault
         return None
-
-    # ------------------------------------------------------------------ request log
-    def _record(self, entry: dict) -> None:
-        with self._log_lock:
-            self._log.append(entry)
-
-    def mark(self) -> int:
-        with self._log_lock:
-            return len(self._log)
-
-    def requests(self, since: int | None = None) -> list[dict]:
-        with self._log_lock:
-            return list(self._log[since or 0:])
-
-    def reset_requests(self) -> None:
-        with self._log_lock:
-            self._log.clear()
 
 
 class _Server(ThreadingHTTPServer):
