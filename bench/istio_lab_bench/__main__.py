@@ -16,10 +16,11 @@ from pathlib import Path
 from . import objects as workload
 from . import report
 from .harness import REPO, DoubleTarget, mismatches, run_measured
-from .methods import METHODS, command, kubectl_path, outcome, render
+from .methods import ANSIBLE_FLOOR, METHODS, command, kubectl_path, outcome, render
 
 DEFAULT_SIZES = (12, 120, 360)
 QUICK_SIZES = (12, 36)
+FLOOR_RUNS = 3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -173,12 +174,34 @@ def run_one(method_key: str, n: int, args: argparse.Namespace, on_phase=lambda r
     return result
 
 
+def measure_floor(n: int, args: argparse.Namespace) -> dict:
+    """Ansible's floor at N: the playbook of ANSIBLE_FLOOR with the same extra vars as methods 1-3, FLOOR_RUNS
+    times; the least of them is the floor (no API is called, so no API is needed)."""
+    objects = workload.generate(n, f"bench-floor-n{n}", args.namespaces)
+    with tempfile.TemporaryDirectory(prefix="istio-lab-floor-") as tmp:
+        workdir = Path(tmp)
+        render(objects, workdir, workdir / "kubeconfig-not-used")
+        argv, env = command(ANSIBLE_FLOOR, workdir, workdir / "kubeconfig-not-used")
+        runs = []
+        for _ in range(FLOOR_RUNS):
+            measured = run_measured(argv, env)
+            if measured.returncode != 0:
+                return {"error": f"floor run failed (rc {measured.returncode})",
+                        "output_tail": (measured.stdout + measured.stderr)[-2000:]}
+            runs.append(measured.wall_s)
+    print(f"  Ansible floor N={n}: {min(runs):.2f}s (least of {FLOOR_RUNS})", file=sys.stderr)
+    return {"wall_s": min(runs), "runs_s": runs}
+
+
 def print_report(document: dict, out: Path) -> None:
     info = document["machine"]
     print(f"{info['api']}; {info['cpus']} CPUs, {info['os']}, ", end="")
     print(f"Python {info['python']}, ansible-core {info['ansible_core']}, load {info['loadavg_start'][0]:.1f}")
     print(report.table(document["results"]))
     print("speedup (Nx) = method 2's wall time / this method's; requests: reads r / writes w (+ dry-run writes)")
+    floors = report.format_floors(document.get("floors", {}))
+    if floors:
+        print(floors)
     print(report.format_targets(document["targets"]))
     complete = "" if document.get("complete", True) else " (INCOMPLETE run)"
     print(f"total {document['duration_s']:.0f}s{complete}; JSON: {out}")
@@ -201,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     results: list[dict] = []
-    document: dict = {}
+    floors: dict[str, dict] = {}
+    document: dict = {"floors": floors}
 
     def save(complete: bool, running: dict | None = None) -> None:
         # Written after every run, so an interrupted benchmark still leaves its figures.
@@ -217,13 +241,16 @@ def main(argv: list[str] | None = None) -> int:
             methods=list(args.methods),
             namespaces=args.namespaces or "one per student",
             change_fraction=args.change_fraction,
-            targets=report.evaluate_targets(document["results"]),
+            targets=report.evaluate_targets(document["results"], floors),
         )
         out.write_text(json.dumps(document, indent=2))
 
     # Method 2 takes minutes at 360: last at each size, so an interrupted run keeps the other figures.
     order = sorted(args.methods, key=lambda m: (m == report.BASELINE, m))
+    ansible_methods = [m for m in args.methods if not METHODS[m].is_kubectl]
     for n in args.sizes:
+        if ansible_methods:
+            floors[str(n)] = measure_floor(n, args)
         for method_key in order:
             print(f"method {method_key} ({report.METHOD_LABELS[method_key]}), N={n}", file=sys.stderr)
             result = run_one(method_key, n, args, on_phase=lambda partial: save(False, partial))

@@ -2,7 +2,10 @@
 
 The proxy (tests/kube_double/proxy.py) listens on 127.0.0.1 and logs each
 request exactly as the double does, so requests are counted at the client
-side of the real kube-apiserver with the same classification.
+side of the real kube-apiserver with the same classification. It serves TLS
+(`tls=True`, the double's self-signed certificate, CA in its kubeconfig)
+because kubectl sends credentials only over TLS; every method goes through it
+alike.
 """
 
 from __future__ import annotations
@@ -12,18 +15,14 @@ from pathlib import Path
 from tests.kube_double.proxy import CountingProxy
 
 from .harness import Api
-from .tls_front import TlsFront
 
 
 class ClusterTarget:
     kind = "cluster"
 
     def __init__(self, workdir: Path, real_kubeconfig: Path):
-        self.proxy = CountingProxy(str(real_kubeconfig)).start()
-        proxy_kubeconfig = Path(self.proxy.write_kubeconfig(workdir / "proxy.yaml"))
-        # kubectl sends credentials only over TLS: the same front as before the double.
-        self.front = TlsFront(self.proxy.url)
-        self.kubeconfig = self.front.kubeconfig_from(proxy_kubeconfig, workdir / "kubeconfig.yaml")
+        self.proxy = CountingProxy(str(real_kubeconfig), tls=True).start()
+        self.kubeconfig = Path(self.proxy.write_kubeconfig(workdir / "kubeconfig.yaml"))
         self.api = Api(self.kubeconfig)
 
     def records(self) -> list[dict]:
@@ -37,5 +36,4 @@ class ClusterTarget:
         self.api.delete_namespaces(namespaces)
 
     def close(self) -> None:
-        self.front.close()
         self.proxy.stop()

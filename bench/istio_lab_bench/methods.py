@@ -37,6 +37,8 @@ METHODS = {
     "4": Method("4", kubectl_args=("apply",)),
     "5": Method("5", kubectl_args=("apply", "--server-side")),
 }
+# Not a method: the least any Ansible method pays (start-up, reading the extra vars, one module run, no API call).
+ANSIBLE_FLOOR = Method("floor", playbook="ansible_floor.yml")
 
 
 def kubectl_path() -> str | None:

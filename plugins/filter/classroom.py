@@ -49,17 +49,13 @@ lab_addresses = _load_lab_addresses()
 def parse_address_range(text, name="address range"):
     """(first, last) ipaddress objects of a CIDR, a `first-last` range or a single address.
 
-    A classroom CIDR leaves out its network and broadcast addresses (IPv4):
-    they are not addresses to hand a student as an ingress IP.
+    The platform's parser with the classroom's semantics: a CIDR leaves out its
+    network and broadcast addresses (IPv4), which are not addresses to hand a
+    student as an ingress IP (``cidr="hosts"``), and a bare address is a range
+    of one (``single=True``).
     """
-    if isinstance(text, str) and text.strip() and "/" not in text and "-" not in text:
-        address = lab_addresses._ip(text, name)
-        return address, address
-    parsed = lab_addresses.lab_address_range(text, name)
-    first, last = ipaddress.ip_address(parsed["first"]), ipaddress.ip_address(parsed["last"])
-    if "/" in parsed["range"] and first.version == 4 and parsed["size"] > 2:
-        return first + 1, last - 1
-    return first, last
+    parsed = lab_addresses.lab_address_range(text, name, cidr="hosts", single=True)
+    return ipaddress.ip_address(parsed["first"]), ipaddress.ip_address(parsed["last"])
 
 
 def _as_list(value):

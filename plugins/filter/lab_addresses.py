@@ -4,7 +4,9 @@ IP address ranges (MetalLB's pool)
 ----------------------------------
 ``metallb_address_range`` is one range, written the two ways MetalLB accepts:
 ``first-last`` (``192.168.1.240-192.168.1.250``) or a CIDR
-(``192.168.1.240/28``). ``lab_address_range`` parses it; ``lab_address_pool``
+(``192.168.1.240/28``). ``lab_address_range`` parses it (the project's one
+range parser: the classroom address plan uses it too, with ``cidr="hosts"``
+and ``single=True``, see below); ``lab_address_pool``
 also refuses a pool that covers a node's own address (MetalLB would answer ARP
 for it and steal the node's traffic) and a pinned ingress IP outside the pool
 (MetalLB only hands out addresses of its pools). Both raise a message that
@@ -38,20 +40,44 @@ def _ip(text, what):
         raise AnsibleFilterError(f"{what} {text!r} is not an IP address") from None
 
 
-def lab_address_range(value, name="metallb_address_range"):
+CIDR_SEMANTICS = ("all", "hosts")
+
+
+def lab_address_range(value, name="metallb_address_range", cidr="all", single=False):
     """Parse one address range; return {range, first, last, size}.
 
-    ``range`` is the normalised text MetalLB takes (``first-last`` or the CIDR).
+    ``name`` names the variable in error messages.
+    ``cidr`` says which addresses of a CIDR the range holds:
+
+    - ``"all"`` (MetalLB's pools): every address, network and broadcast
+      included; ``range`` is the CIDR.
+    - ``"hosts"`` (the classroom plan, which hands addresses to students as
+      ingress IPs): an IPv4 CIDR of more than two addresses leaves out its
+      network and broadcast addresses (``/31``, ``/32`` and IPv6 keep all);
+      ``range`` is then ``first-last``.
+
+    ``single``: also accept one bare address (a range of one, ``range`` is
+    ``address-address``); MetalLB does not, so it is off by default.
+    Otherwise ``range`` is the normalised text MetalLB takes (``first-last``
+    or the CIDR).
     """
+    if cidr not in CIDR_SEMANTICS:
+        raise AnsibleFilterError(f"cidr={cidr!r}: use one of {', '.join(CIDR_SEMANTICS)}")
     text = str(value).strip() if isinstance(value, str) else ""
     if not text:
         raise AnsibleFilterError(f"{name} is empty: set it to {RANGE_EXAMPLES}")
-    if "/" in text:
+    if single and "/" not in text and "-" not in text:
+        first = last = _ip(value, name)
+        normalised = f"{first}-{last}"
+    elif "/" in text:
         try:
             network = ipaddress.ip_network(text)
         except ValueError as exc:
             raise AnsibleFilterError(f"{name} {text!r} is not a valid CIDR ({exc}); use {RANGE_EXAMPLES}") from None
         first, last, normalised = network.network_address, network.broadcast_address, str(network)
+        if cidr == "hosts" and network.version == 4 and network.num_addresses > 2:
+            first, last = first + 1, last - 1
+            normalised = f"{first}-{last}"
     elif text.count("-") == 1:
         first_text, last_text = (part.strip() for part in text.split("-"))
         try:

@@ -14,7 +14,8 @@ description:
   - Reports the problems found, each naming the object and the field path -- a VirtualService bound to a gateway
     that does not exist, a host no server of its gateways admits, a destination Service or port that does not exist,
     a subset no DestinationRule defines, two VirtualServices claiming the same host on the same gateway port, route
-    weights not summing to 100.
+    weights not summing to 100, a VirtualService whose C(exportTo) hides it from its gateway's Envoy.
+  - Lists apart the routes bound to the C(mesh) gateway (what sidecars get).
   - Never changes anything.
 extends_documentation_fragment:
   - istio_lab_auth
@@ -103,8 +104,37 @@ routes:
           weight: 100
           service_exists: true
           port_exists: true
+mesh_routes:
+  description: One entry per VirtualService bound to the C(mesh) gateway (named in C(spec.gateways), or no gateways
+    at all), the routes sidecars get rather than an ingress gateway.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    virtual_service:
+      description: The VirtualService, C(namespace/name).
+      type: str
+    hosts:
+      description: Its hosts, short names expanded as Istio does.
+      type: list
+      elements: str
+    exported_to:
+      description: The namespaces whose sidecars see it (C(spec.exportTo), C(.) resolved); C(["*"]) for all.
+      type: list
+      elements: str
+    destinations:
+      description: As in RV(routes[].destinations).
+      type: list
+      elements: dict
+  sample:
+    - virtual_service: microservice/tomcat-canary
+      hosts: [tomcat.microservice.svc.cluster.local]
+      exported_to: [microservice]
+      destinations: []
 problems:
   description: Problems found, each with C(kind), C(object) (C(Kind namespace/name)), C(field) and C(message).
+    A VirtualService whose C(spec.exportTo) leaves out the namespace where its gateway's Envoy runs (the namespace
+    of a Service whose selector holds the Gateway's selector) is reported here and left out of RV(routes).
   returned: success
   type: list
   elements: dict

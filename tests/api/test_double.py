@@ -470,6 +470,12 @@ def test_server_side_apply_owns_and_prunes_fields(double):
                            content_type="application/apply-patch+yaml")
     assert status == 409
     assert body["message"] == 'Apply failed with 1 conflict: conflict with "istio-lab": .spec.hosts'
+    # force takes the field over; the server reads it as Go's ParseBool does (the Python client sends True).
+    for force in ("True", "true", "1"):
+        status, body, _ = call(double, "PATCH", url + f"?fieldManager=someone&force={force}", yaml.safe_dump(other),
+                               content_type="application/apply-patch+yaml")
+        assert status == 200 and body["spec"]["hosts"] == other["spec"]["hosts"], force
+        other["spec"]["hosts"] = [f"other-{force.lower()}"]
     # Fields the server defaulted do not make a list differ: applying what another
     # client created conflicts only when a value really changes.
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
@@ -781,6 +787,53 @@ def test_counting_proxy_forwards_with_the_real_credentials(istio_crds, tmp_path)
             # The proxy checks its own token; the cluster only ever sees the real one.
             assert call(type("P", (), {"url": proxy.url}), "GET", "/api/v1/namespaces", token="bad")[0] == 401
             assert {r["status"] for r in cluster.requests()} <= {200, 201, 404}
+        finally:
+            proxy.stop()
+
+
+def test_counting_proxy_with_tls_serves_kubectl_and_counts(istio_crds, tmp_path):
+    """`CountingProxy(tls=True)` (the benchmark's front to a real cluster, here a
+    TLS double): its kubeconfig carries the CA, a client verifying it gets
+    through (kubectl when installed: it sends the token only over TLS), and every
+    request is counted at the proxy."""
+    with KubeDouble(crds=[istio_crds], token="cluster-secret", tls=True) as cluster:
+        real_kubeconfig = cluster.write_kubeconfig(tmp_path / "real.yaml", context="real")
+        proxy = CountingProxy(real_kubeconfig, "real", tls=True).start()
+        try:
+            assert proxy.url.startswith("https://127.0.0.1:")
+            kubeconfig = proxy.write_kubeconfig(tmp_path / "proxy.yaml")
+            written = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]
+            assert written["server"] == proxy.url and written["certificate-authority-data"]
+            manifest = tmp_path / "ns.yaml"
+            manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: through-tls\n")
+            mark = proxy.mark()
+            if shutil.which("kubectl"):
+                env = {"KUBECONFIG": kubeconfig, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+                result = subprocess.run(["kubectl", "apply", "-f", str(manifest)], env=env, capture_output=True,
+                                        text=True, timeout=60)
+                assert result.returncode == 0 and "namespace/through-tls created" in result.stdout, result.stderr
+                result = subprocess.run(["kubectl", "get", "ns", "through-tls", "-o", "name"], env=env,
+                                        capture_output=True, text=True, timeout=60)
+                assert result.returncode == 0 and result.stdout.strip() == "namespace/through-tls", result.stderr
+            else:
+                from kubernetes import client, config
+
+                api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+                api.create_namespace({"metadata": {"name": "through-tls"}})
+                assert api.read_namespace("through-tls").metadata.name == "through-tls"
+            counted = proxy.requests(mark)
+            assert {r["status"] for r in counted} <= {200, 201, 404} and 401 not in {r["status"] for r in counted}
+            assert [(r["verb"], r["resource"], r["status"]) for r in counted if r["verb"] == "create"] == [
+                ("create", "namespaces", 201)]
+            assert any(r["verb"] == "get" and r.get("resource") == "namespaces" for r in counted)
+            # The cluster got the write, with its own token.
+            assert ("create", "namespaces", 201) in [(r["verb"], r.get("resource"), r["status"])
+                                                      for r in cluster.requests()]
+            # Plain http to the TLS proxy gets nowhere and is not counted.
+            before = proxy.mark()
+            with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+                urllib.request.urlopen(proxy.url.replace("https://", "http://") + "/version", timeout=5)
+            assert proxy.mark() == before
         finally:
             proxy.stop()
 

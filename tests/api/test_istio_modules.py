@@ -347,6 +347,25 @@ def test_route_info_reports_the_course_routes_and_missing_services(lab):
     assert info["api_requests"] == {"list": 4}
 
 
+def test_route_info_leaves_out_what_export_to_hides_from_the_gateway(lab):
+    kube = lab
+    hidden = course("virtual_services", "tomcat-virtualservice")
+    hidden["spec"]["exportTo"] = ["."]  # microservice only; the ingress gateway's Envoy runs in istio-system
+    mesh = {"name": "tomcat-mesh", "namespace": "microservice",
+            "spec": {"hosts": ["tomcat"], "http": [{"route": [{"destination": {"host": "tomcat"}}]}]}}
+    run_module("istio_virtual_service", {"definitions": [hidden, mesh]}, kube=kube)
+    kube.create({"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+                 "spec": {"selector": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
+                          "ports": [{"name": "http2", "port": 80, "targetPort": 8080}]}})
+    info = run_module("istio_route_info", {"api_version": V1}, kube=kube)
+    assert ("VirtualService microservice/tomcat-virtualservice", "spec.exportTo") in [
+        (p["object"], p["field"]) for p in info["problems"]]
+    assert "microservice/ingressgateway80" not in info["hosts"]
+    assert [m["virtual_service"] for m in info["mesh_routes"]] == ["microservice/tomcat-mesh"]
+    assert info["mesh_routes"][0]["hosts"] == ["tomcat.microservice.svc.cluster.local"]
+
+
 def test_without_crd_read_access_the_server_validates_by_dry_run(lab):
     kube = lab
     if kube.double is None:

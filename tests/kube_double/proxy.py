@@ -1,10 +1,14 @@
-"""A counting reverse proxy: plain HTTP on 127.0.0.1 in, a real cluster out
-(with the kubeconfig's TLS and credentials). Tests talk to the proxy so that
-requests are counted the same way as with the double."""
+"""A counting reverse proxy: HTTP (or, with `tls=True`, HTTPS) on 127.0.0.1 in,
+a real cluster out (with the kubeconfig's TLS and credentials). Tests talk to
+the proxy so that requests are counted the same way as with the double.
+
+kubectl (client-go) sends a kubeconfig's credentials only to https:// servers,
+so kubectl through the proxy needs `tls=True`: the proxy then serves the
+double's self-signed certificate (tests/kube_double/tls.py) and its kubeconfig
+carries that CA, exactly like `KubeDouble(tls=True)`."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -12,9 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
-import yaml
 
-from .server import DEFAULT_TOKEN, RequestLog, describe_request
+from .server import DEFAULT_TOKEN, RequestLog, describe_request, write_kubeconfig
 
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                 "transfer-encoding", "upgrade", "host", "authorization", "content-length", "content-encoding"}
@@ -24,7 +27,8 @@ class CountingProxy(RequestLog):
     """Forward everything to the cluster of `kubeconfig`/`context`; log each
     request like KubeDouble does (mark/requests/reset_requests)."""
 
-    def __init__(self, kubeconfig: str, context: str | None = None, token: str = DEFAULT_TOKEN):
+    def __init__(self, kubeconfig: str, context: str | None = None, token: str = DEFAULT_TOKEN,
+                 tls: bool = False):
         from kubernetes import client, config
 
         configuration = client.Configuration()
@@ -33,6 +37,8 @@ class CountingProxy(RequestLog):
         self.configuration = configuration
         self.upstream = configuration.host.rstrip("/")
         self.token = token
+        self.tls = tls
+        self._ca_data = None
         self.pool = urllib3.PoolManager(
             num_pools=4, maxsize=16,
             cert_reqs="CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
@@ -53,6 +59,11 @@ class CountingProxy(RequestLog):
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
         self._server.daemon_threads = True
         self._server.proxy = self
+        if self.tls:
+            from .tls import server_context
+
+            context, self._ca_data = server_context("127.0.0.1")
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
         return self
@@ -65,20 +76,10 @@ class CountingProxy(RequestLog):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def write_kubeconfig(self, path, context: str = "proxy") -> str:
-        config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": f"{context}-user", "user": {"token": self.token}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-user"}}],
-            "current-context": context,
-        }
-        fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(config, handle, sort_keys=False)
-        return os.fspath(path)
+        return write_kubeconfig(path, self.url, self.token, self._ca_data, context)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):

@@ -51,6 +51,27 @@ class Fault:
         self.remaining = times
 
 
+# What Go's strconv.ParseBool reads as true, as the API server reads its boolean query
+# parameters (the Python client sends force=True).
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+
+
+def write_kubeconfig(path, url: str, token: str, ca_data: str | None, context: str) -> str:
+    """A kubeconfig (mode 0600) for `url` with a bearer token, and the CA when the server speaks TLS."""
+    cluster = {"server": url, **({"certificate-authority-data": ca_data} if ca_data else {})}
+    config = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": context, "cluster": cluster}],
+        "users": [{"name": f"{context}-user", "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-user"}}],
+        "current-context": context,
+    }
+    fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False)
+    return os.fspath(path)
+
+
 class RequestLog:
     """The request log of the double and of the counting proxy: what tests count.
     The owner sets `_log` (a list) and `_log_lock` (a lock)."""
@@ -173,18 +194,7 @@ class KubeDouble(RequestLog):
         self.store.install_crds(crds)
 
     def write_kubeconfig(self, path, context: str = "double") -> str:
-        config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": context, "cluster": dict(
-                {"server": self.url}, **({"certificate-authority-data": self._ca_data} if self._ca_data else {}))}],
-            "users": [{"name": f"{context}-user", "user": {"token": self.token}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-user"}}],
-            "current-context": context,
-        }
-        fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(config, handle, sort_keys=False)
-        return os.fspath(path)
+        return write_kubeconfig(path, self.url, self.token, self._ca_data, context)
 
     # ------------------------------------------------------------------ fault injection
     def inject(self, method: str, path_regex: str, status: int, body=None, times: int = 1) -> None:
@@ -442,7 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise errors.bad_request(f'unsupported dry run option "{query["dryRun"]}"')
         ctx = WriteContext(dry_run=query.get("dryRun") == "All", field_manager=query.get("fieldManager"),
                            user_agent=self.headers.get("User-Agent", ""),
-                           force=query.get("force") in ("true", "1"),
+                           force=query.get("force") in GO_TRUE,
                            field_validation=query.get("fieldValidation", ""), subresource=subresource)
         if rtype.deprecation_warning:
             ctx.warnings.append(rtype.deprecation_warning)

@@ -1,5 +1,6 @@
-"""A self-signed serving certificate for `KubeDouble(tls=True)`: kubectl
-(client-go) sends credentials only over TLS, so kubectl needs it."""
+"""A self-signed serving certificate for `KubeDouble(tls=True)` and
+`CountingProxy(tls=True)`: kubectl (client-go) sends credentials only over
+TLS, so kubectl needs it."""
 
 from __future__ import annotations
 

@@ -173,3 +173,19 @@ def test_an_interrupted_method_counts_for_the_runs_it_finished():
     assert report.evaluate_targets(results)[0]["held"] is True  # its no-op run finished
     del interrupted["phases"]["noop"]
     assert report.evaluate_targets(results)[0]["held"] is None
+
+
+def test_methods_faster_than_ansibles_floor_are_named_in_the_verdict():
+    floors = {"360": {"wall_s": 4.5, "runs_s": [4.5, 4.7, 4.6]}}
+    no_op, _, first, _ = report.evaluate_targets(_results(noop_m1=5.0, first_m1=5.0), floors)
+    assert no_op["held"] is False and first["held"] is False
+    assert "method(s) 3 (4.20s), 5 (4.30s) finished below Ansible's floor of 4.50s" in no_op["detail"]
+    assert "method(s) 5 (4.80s)" not in first["detail"]  # 4.8 s is above the 4.5 s floor
+    assert report.format_floors(floors).endswith("N=360 4.50s")
+
+
+def test_no_floor_note_without_a_floor_or_above_it():
+    assert "floor" not in report.evaluate_targets(_results(noop_m1=5.0))[0]["detail"]
+    floors = {"360": {"wall_s": 1.0}}
+    assert "floor" not in report.evaluate_targets(_results(noop_m1=5.0), floors)[0]["detail"]
+    assert report.format_floors({"12": {"error": "floor run failed (rc 2)"}}) == ""

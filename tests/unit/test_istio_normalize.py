@@ -12,7 +12,11 @@ if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # a
     ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
 
 from ansible.module_utils.istio_lab.apply import object_definitions  # noqa: E402
-from ansible.module_utils.istio_lab.args import resource_argument_spec, route_info_argument_spec  # noqa: E402
+from ansible.module_utils.istio_lab.args import (  # noqa: E402
+    resource_argument_spec,
+    route_info_argument_spec,
+    routes_argument_spec,
+)
 from ansible.module_utils.istio_lab.normalize import (  # noqa: E402
     canonical,
     desired_object,
@@ -139,6 +143,22 @@ def test_resource_module_documents_exactly_its_arguments(module):
 
 def test_route_info_documents_exactly_its_arguments():
     compare(documented_options("istio_route_info"), route_info_argument_spec(), "istio_route_info")
+
+
+def test_routes_documents_exactly_its_arguments():
+    compare(documented_options("istio_routes"), routes_argument_spec(), "istio_routes")
+
+
+def test_routes_with_empty_lists_is_a_no_op_without_requests():
+    from ansible.module_utils.istio_lab.apply import apply_routes
+
+    # no client at all: any request would fail
+    assert apply_routes(None, {"gateways": [], "virtual_services": None}, want_diff=True) == {
+        "changed": False,
+        "warnings": [],
+        "results": [],
+        "diff": [],
+    }
 
 
 def test_an_empty_definitions_list_is_a_no_op_without_requests():

@@ -5,6 +5,7 @@ import copy
 from pathlib import Path
 
 import ansible.module_utils
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,3 +141,66 @@ def test_weights_and_subsets():
     ]
     tomcat = next(r for r in result["routes"] if r["virtual_service"] == "microservice/tomcat-virtualservice")
     assert [(d["subset"], d["weight"]) for d in tomcat["destinations"]] == [("v1", 70), ("v3", 20)]
+
+
+INGRESS_SERVICE = {
+    "kind": "Service",
+    "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+    "spec": {"selector": {"app": "istio-ingressgateway", "istio": "ingressgateway"}, "ports": [{"port": 80}]},
+}
+
+
+def with_export(name, export_to):
+    found = objects("virtual_services")
+    for vs in found:
+        if vs["metadata"]["name"] == name:
+            vs["spec"]["exportTo"] = export_to
+    return found
+
+
+def test_a_virtual_service_not_exported_to_the_gateways_namespace_is_not_served():
+    # tomcat's VirtualService lives in microservice; the ingress gateway's Envoy runs in istio-system.
+    result = table(virtual_services=with_export("tomcat-virtualservice", ["."]), svcs=services() + [INGRESS_SERVICE])
+    assert ("VirtualService microservice/tomcat-virtualservice", "spec.exportTo") in messages(result)
+    problem = next(p for p in result["problems"] if p["field"] == "spec.exportTo")
+    assert "not to istio-system" in problem["message"] and "404" in problem["message"]
+    assert "microservice/tomcat-virtualservice" not in {r["virtual_service"] for r in result["routes"]}
+    assert "microservice/ingressgateway80" not in result["hosts"]
+
+
+@pytest.mark.parametrize("export_to", [["*"], ["istio-system"], [".", "istio-system"], []])
+def test_a_virtual_service_exported_to_the_gateways_namespace_is_served(export_to):
+    result = table(virtual_services=with_export("tomcat-virtualservice", export_to),
+                   svcs=services() + [INGRESS_SERVICE])
+    assert "spec.exportTo" not in {field for _, field in messages(result)}
+    assert "microservice/tomcat-virtualservice" in {r["virtual_service"] for r in result["routes"]}
+
+
+def test_export_to_its_own_namespace_serves_a_gateway_running_there():
+    # Services without a selector matching the Gateway: where its Envoy runs is unknown, nothing is claimed.
+    result = table(virtual_services=with_export("tomcat-virtualservice", ["."]))
+    assert "spec.exportTo" not in {field for _, field in messages(result)}
+    # The grafana VirtualService lives where the gateway's Envoy runs: "." is enough.
+    result = table(virtual_services=with_export("grafana-istio", ["."]), svcs=services() + [INGRESS_SERVICE])
+    assert "istio-system/grafana-istio" in {r["virtual_service"] for r in result["routes"]}
+
+
+def test_mesh_routes_are_listed_apart_from_gateway_routes():
+    mesh_vs = {
+        "kind": "VirtualService",
+        "metadata": {"name": "tomcat-canary", "namespace": "microservice"},
+        "spec": {"hosts": ["tomcat"], "exportTo": ["."],
+                 "http": [{"route": [{"destination": {"host": "tomcat", "port": {"number": 80}}}]}]},
+    }
+    both = copy.deepcopy(mesh_vs)
+    both["metadata"]["name"] = "tomcat-both"
+    both["spec"].update(gateways=["mesh", "ingressgateway80"], hosts=["tomcat", "*"], exportTo=["*"])
+    result = table(virtual_services=objects("virtual_services") + [mesh_vs, both])
+    mesh = {m["virtual_service"]: m for m in result["mesh_routes"]}
+    assert set(mesh) == {"microservice/tomcat-canary", "microservice/tomcat-both"}
+    assert mesh["microservice/tomcat-canary"]["hosts"] == ["tomcat.microservice.svc.cluster.local"]
+    assert mesh["microservice/tomcat-canary"]["exported_to"] == ["microservice"]
+    assert mesh["microservice/tomcat-canary"]["destinations"][0]["service"] == "microservice/tomcat"
+    assert mesh["microservice/tomcat-both"]["exported_to"] == ["*"]
+    gateway_routes = {r["virtual_service"] for r in result["routes"]}
+    assert "microservice/tomcat-both" in gateway_routes and "microservice/tomcat-canary" not in gateway_routes

@@ -55,6 +55,38 @@ def test_range_refuses_bad_input_with_the_variable_name(text, message):
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An IPv4 CIDR of more than two addresses loses its network and broadcast addresses...
+        ("127.240.0.16/28", ("127.240.0.17-127.240.0.30", "127.240.0.17", "127.240.0.30", 14)),
+        ("127.240.0.4/30", ("127.240.0.5-127.240.0.6", "127.240.0.5", "127.240.0.6", 2)),
+        # ... /31, /32 and IPv6 keep every address; first-last ranges are the same either way.
+        ("127.240.0.6/31", ("127.240.0.6/31", "127.240.0.6", "127.240.0.7", 2)),
+        ("127.240.0.7/32", ("127.240.0.7/32", "127.240.0.7", "127.240.0.7", 1)),
+        ("fd00::/126", ("fd00::/126", "fd00::", "fd00::3", 4)),
+        ("127.240.0.10-127.240.0.20", ("127.240.0.10-127.240.0.20", "127.240.0.10", "127.240.0.20", 11)),
+    ],
+)
+def test_range_with_host_cidr_semantics_leaves_out_network_and_broadcast(text, expected):
+    parsed = F.lab_address_range(text, cidr="hosts")
+    assert (parsed["range"], parsed["first"], parsed["last"], parsed["size"]) == expected
+    # The default (MetalLB's pools) keeps the whole CIDR.
+    assert F.lab_address_range("127.240.0.16/28", cidr="all")["first"] == "127.240.0.16"
+
+
+def test_range_accepts_a_single_address_only_when_asked():
+    parsed = F.lab_address_range(" 127.240.0.9 ", "reserved address", single=True)
+    assert (parsed["range"], parsed["first"], parsed["last"], parsed["size"]) == (
+        "127.240.0.9-127.240.0.9", "127.240.0.9", "127.240.0.9", 1)
+    with pytest.raises(AnsibleFilterError, match="^reserved address 'node1' is not an IP address$"):
+        F.lab_address_range("node1", "reserved address", single=True)
+    with pytest.raises(AnsibleFilterError, match="is malformed"):
+        F.lab_address_range("127.240.0.9")
+    with pytest.raises(AnsibleFilterError, match="cidr='net'"):
+        F.lab_address_range("127.240.0.16/28", cidr="net")
+
+
 def test_pool_returns_the_normalised_range_when_all_is_well():
     nodes = ["127.240.0.2", "127.240.0.21", "node-1.lab", "fd00::1"]
     assert F.lab_address_pool("127.240.0.10 - 127.240.0.20", nodes, "127.240.0.10") == "127.240.0.10-127.240.0.20"

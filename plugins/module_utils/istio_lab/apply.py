@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The apply engine of istio_gateway, istio_virtual_service and
-istio_destination_rule.
+"""The apply engine of istio_gateway, istio_virtual_service,
+istio_destination_rule and istio_routes (all three kinds in one task).
 
 One task = one process = one connection: one LIST per kind and namespace
 scope gives the live objects (no per-object GET), the comparison decides
@@ -84,26 +84,36 @@ class Plan:
 
 
 class Applier:
-    def __init__(self, client, kind, api_version, validate="strict", adopt=False, check_mode=False):
+    """Plan, validate and write the objects of one kind. `option` names the
+    module option the definitions came from (problems say `option[i]`);
+    None for the single-kind modules (`definitions[i]`, or `options`)."""
+
+    def __init__(self, client, kind, api_version, validate="strict", adopt=False, check_mode=False, option=None):
         self.client = client
         self.kind = kind
         self.resource = IstioResource(client, kind, api_version)
         self.validate = validate
         self.adopt = adopt
         self.check_mode = check_mode
+        self.option = option
         self.warnings = []
+        self.live = {}  # the objects the plan's LIST found, by (namespace, name)
+        self._dry_run_writes = []  # writes no readable CRD schema checked
 
     def ref(self, key):
         return f"{self.kind} {key[0]}/{key[1]}"
 
     # ------------------------------------------------------------ planning
 
-    def _definition_problems(self, definitions):
+    def definition_problems(self, definitions):
         problems = []
         seen = set()
         for i, definition in enumerate(definitions):
             key = (definition.get("namespace"), definition.get("name"))
-            where = f"definitions[{i}]" if len(definitions) > 1 else "options"
+            if self.option:
+                where = f"{self.option}[{i}]"
+            else:
+                where = f"definitions[{i}]" if len(definitions) > 1 else "options"
             if not key[0]:
                 problems.append(Problem(self.ref(key), "metadata.namespace", f"{where}: namespace is required"))
             if key in seen:
@@ -113,13 +123,16 @@ class Applier:
                 problems.append(Problem(self.ref(key), "spec", f"{where}: spec is required with state=present"))
         return problems
 
-    def plan(self, definitions):
-        problems = self._definition_problems(definitions)
+    def plan(self, definitions, extra_namespaces=()):
+        """One LIST of the definitions' namespaces (and `extra_namespaces`,
+        for a caller that needs more of this kind's live objects: self.live)
+        decides each definition's action."""
+        problems = self.definition_problems(definitions)
         if problems:
             raise ApplyFailed(self._problem_message(problems), problems)
-        namespaces = {d["namespace"] for d in definitions}
+        namespaces = {d["namespace"] for d in definitions} | set(extra_namespaces)
         try:
-            live = self.resource.list(namespaces)
+            live = self.live = self.resource.list(namespaces)
         except NotServed:
             if all(d["state"] == "absent" for d in definitions):
                 return [Plan(d, None, None, "absent") for d in definitions]
@@ -155,31 +168,41 @@ class Applier:
                                         "adopt: true to take it over"))
         return problems
 
-    def _cross_object_problems(self, objects):
+    def _cross_object_problems(self, objects, gateways=None):
+        """Gateway references of VirtualServices, against `gateways` (an
+        index of gateway_index, when the caller knows them) or one LIST of
+        the referenced namespaces."""
         if self.kind != "VirtualService":
             return []
-        namespaces = set()
-        for vs in objects:
-            for _, reference in _rule(gateway_references, vs) or []:
-                key = gateway_key(reference, vs["metadata"]["namespace"])
-                if key:
-                    namespaces.add(key[0])
-        if not namespaces:
-            return []
-        gateways = IstioResource(self.client, "Gateway", self.resource.api_version).list(namespaces)
-        index = gateway_index(gateways.values())
+        index = gateways
+        if index is None:
+            namespaces = referenced_gateway_namespaces(objects)
+            if not namespaces:
+                return []
+            listed = IstioResource(self.client, "Gateway", self.resource.api_version).list(namespaces)
+            index = gateway_index(listed.values())
         problems = []
         for vs in objects:
             problems += _rule(virtual_service_reference_problems, vs, index)
         return problems
 
     def validate_plans(self, plans):
-        """Every problem of the whole list, before the first write. Schema
+        """Every problem of the whole list, before the first write."""
+        errors = self.validation_problems(plans)
+        if errors:
+            raise ApplyFailed(self._problem_message(errors), errors)
+        errors = self.dry_run_problems()
+        if errors:
+            raise ApplyFailed(self._problem_message(errors), errors)
+
+    def validation_problems(self, plans, gateways=None):
+        """Every problem of the plans (warnings go to self.warnings). Schema
         and single-object rules always fail; cross-object rules fail with
         validate=strict and warn with validate=warn or in check mode (an
         earlier task of the same check run only pretended to apply what they
         refer to). Like the API server, the rules only look at objects whose
-        schema is valid."""
+        schema is valid. `gateways`: see _cross_object_problems. Writes no
+        schema could check are left to dry_run_problems()."""
         errors = self._ownership_problems(plans)
         writes = [p for p in plans if p.action in ("create", "update")]
         malformed = set()
@@ -197,21 +220,19 @@ class Applier:
         checked = [p.desired for p in plans if p.desired is not None and p.key not in malformed]
         for obj in checked:
             errors += _rule(object_problems, obj)
-        cross = self._cross_object_problems(checked)
+        cross = self._cross_object_problems(checked, gateways)
         if self.validate == "strict" and not self.check_mode:
             errors += cross
         else:
             self.warnings += [str(p) for p in cross]
-        if errors:
-            raise ApplyFailed(self._problem_message(errors), errors)
-        if writes and validator is None:
-            self._server_dry_run(writes)
+        self._dry_run_writes = writes if writes and validator is None else []
+        return errors
 
-    def _server_dry_run(self, writes):
+    def dry_run_problems(self):
         """No CRD schema readable (a student's credentials): let the server
         validate each write strictly without storing anything."""
         errors = []
-        for plan in writes:
+        for plan in self._dry_run_writes:
             try:
                 if plan.action == "create":
                     self.resource.create(plan.desired, dry_run=True)
@@ -222,8 +243,7 @@ class Applier:
                     errors.append(Problem(self.ref(plan.key), "spec", f"the API server refused it: {_detail(exc)}"))
                 else:
                     raise
-        if errors:
-            raise ApplyFailed(self._problem_message(errors), errors)
+        return errors
 
     @staticmethod
     def _problem_message(problems):
@@ -290,11 +310,13 @@ class Applier:
                 raise self._write_failed(plan, exc) from None
             raise
 
-    def execute(self, plans):
+    def execute(self, plans, written_before=0):
         """Write what differs, a few objects at a time over the shared
         connection pool (the API server's latency, not our CPU, is what a
         first run of a classroom waits for). Every write is attempted; the
-        first failure in input order is raised afterwards."""
+        first failure in input order is raised afterwards, counting the
+        objects written (with `written_before`, those of earlier calls of
+        the same task). Returns the number of objects written."""
         writes = []
         for plan in plans:
             if plan.action in ("unchanged", "absent"):
@@ -305,17 +327,30 @@ class Applier:
             else:
                 writes.append(plan)
         if not writes:
-            return
+            return 0
         with ThreadPoolExecutor(max_workers=min(WRITE_WORKERS, len(writes))) as pool:
             futures = [pool.submit(self._write, plan) for plan in writes]
         failures = [f.exception() for f in futures if f.exception() is not None]
+        written = sum(1 for f in futures if f.exception() is None)
         if failures:
-            written = sum(1 for f in futures if f.exception() is None)
+            written += written_before
             first = failures[0]
             if isinstance(first, ApplyFailed):
                 raise ApplyFailed(f"{first} ({written} other object(s) of this task were written; run the task "
                                   "again once fixed)", first.problems)
             raise first
+        return written
+
+
+def referenced_gateway_namespaces(virtual_services):
+    """Namespaces of the Gateways the VirtualServices name (not `mesh`)."""
+    namespaces = set()
+    for vs in virtual_services:
+        for _, reference in _rule(gateway_references, vs) or []:
+            key = gateway_key(reference, vs["metadata"]["namespace"])
+            if key:
+                namespaces.add(key[0])
+    return namespaces
 
 
 def _rule(check, obj, *args):
@@ -329,6 +364,19 @@ def _rule(check, obj, *args):
 
 PAST_TENSE = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged",
               "absent": "absent"}
+
+
+def _changed(plan):
+    return plan.action in ("create", "update", "delete")
+
+
+def _row(plan):
+    return {"name": plan.key[1], "namespace": plan.key[0], "action": PAST_TENSE[plan.action]}
+
+
+def _diff(applier, plan):
+    return {"before": diff_view(plan.live), "after": diff_view(plan.stored),
+            "before_header": applier.ref(plan.key), "after_header": applier.ref(plan.key)}
 
 
 def _detail(exc):
@@ -348,14 +396,9 @@ def apply(client, kind, params, check_mode=False, want_diff=False):
     if any(p.action != "absent" for p in plans):
         applier.validate_plans(plans)
     applier.execute(plans)
-    changed = any(p.action in ("create", "update", "delete") for p in plans)
-    results = []
-    diffs = []
-    for plan in plans:
-        results.append({"name": plan.key[1], "namespace": plan.key[0], "action": PAST_TENSE[plan.action]})
-        if plan.action in ("create", "update", "delete") or not listed:
-            diffs.append({"before": diff_view(plan.live), "after": diff_view(plan.stored),
-                          "before_header": applier.ref(plan.key), "after_header": applier.ref(plan.key)})
+    changed = any(_changed(p) for p in plans)
+    results = [_row(plan) for plan in plans]
+    diffs = [_diff(applier, plan) for plan in plans if _changed(plan) or not listed]
     result = {"changed": changed, "warnings": applier.warnings}
     if listed:
         result["results"] = results
@@ -367,6 +410,81 @@ def apply(client, kind, params, check_mode=False, want_diff=False):
         result["operation"] = results[0]["action"]
         if want_diff:
             result["diff"] = diffs[0]
+    return result
+
+
+# istio_routes' options, in dependency order: a VirtualService names
+# Gateways, and DestinationRules take effect for the hosts routes send to.
+ROUTE_KINDS = (("gateways", "Gateway"), ("virtual_services", "VirtualService"),
+               ("destination_rules", "DestinationRule"))
+
+
+def _gateways_after(live, plans):
+    """gateway_index of the Gateways as they will be once the task ran: the
+    live ones, with the task's own Gateways created, updated or removed."""
+    gateways = dict(live)
+    for plan in plans:
+        if plan.desired is None:
+            gateways.pop(plan.key, None)
+        else:
+            gateways[plan.key] = plan.desired
+    return gateway_index(gateways.values())
+
+
+def apply_routes(client, params, check_mode=False, want_diff=False):
+    """istio_routes: Gateways, VirtualServices and DestinationRules of one
+    task, one LIST per kind (the Gateway LIST also serves the
+    VirtualServices' gateway references, and the task's own Gateways count as
+    they will be), every object of every kind validated before the first
+    write. Creates and updates go in dependency order (Gateways,
+    VirtualServices, DestinationRules), then deletions in reverse order, so
+    that nothing is left referring to an object not yet written or already
+    removed. The module's result (without api_requests)."""
+    options = {kind: option for option, kind in ROUTE_KINDS}
+    definitions = {kind: object_definitions({**params, "definitions": params.get(option) or []})
+                   for option, kind in ROUTE_KINDS}
+    kinds = [kind for _, kind in ROUTE_KINDS if definitions[kind]]
+    result = {"changed": False, "warnings": [], "results": [], **({"diff": []} if want_diff else {})}
+    if not kinds:  # nothing asked: not even a request
+        return result
+    appliers = {kind: Applier(client, kind, params.get("api_version") or "", params.get("validate", "strict"),
+                              params.get("adopt", False), check_mode, options[kind]) for kind in kinds}
+    problems = [p for kind in kinds for p in appliers[kind].definition_problems(definitions[kind])]
+    if problems:
+        raise ApplyFailed(Applier._problem_message(problems), problems)
+
+    plans = {}
+    if "VirtualService" in appliers:
+        plans["VirtualService"] = appliers["VirtualService"].plan(definitions["VirtualService"])
+    gateways = None  # the VirtualServices' check lists the Gateways itself
+    if "Gateway" in appliers:
+        referenced = referenced_gateway_namespaces(p.desired for p in plans.get("VirtualService", [])
+                                                   if p.desired is not None)
+        plans["Gateway"] = appliers["Gateway"].plan(definitions["Gateway"], referenced)
+        gateways = _gateways_after(appliers["Gateway"].live, plans["Gateway"])
+    if "DestinationRule" in appliers:
+        plans["DestinationRule"] = appliers["DestinationRule"].plan(definitions["DestinationRule"])
+
+    active = [kind for kind in kinds if any(p.action != "absent" for p in plans[kind])]
+    problems = [p for kind in active for p in appliers[kind].validation_problems(plans[kind], gateways)]
+    if not problems:
+        problems = [p for kind in active for p in appliers[kind].dry_run_problems()]
+    if problems:
+        raise ApplyFailed(Applier._problem_message(problems), problems)
+
+    written = 0
+    for kind in kinds:
+        written += appliers[kind].execute([p for p in plans[kind] if p.action != "delete"], written)
+    for kind in reversed(kinds):
+        written += appliers[kind].execute([p for p in plans[kind] if p.action == "delete"], written)
+
+    for kind in kinds:
+        result["warnings"] += appliers[kind].warnings
+        for plan in plans[kind]:
+            result["changed"] = result["changed"] or _changed(plan)
+            result["results"].append({"kind": kind, **_row(plan)})
+            if want_diff and _changed(plan):
+                result["diff"].append(_diff(appliers[kind], plan))
     return result
 
 
@@ -402,3 +520,8 @@ def run_guarded(module, work):
 def run_resource_module(module, kind):
     """main() of the three resource modules."""
     run_guarded(module, lambda client: apply(client, kind, module.params, module.check_mode, module._diff))
+
+
+def run_routes_module(module):
+    """main() of istio_routes."""
+    run_guarded(module, lambda client: apply_routes(client, module.params, module.check_mode, module._diff))

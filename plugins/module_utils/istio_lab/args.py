@@ -45,6 +45,20 @@ RESOURCE_ARGS = {
 }
 RESOURCE_ARGS["state"]["default"] = "present"
 
+# istio_routes: one list per kind, each entry exactly as `definitions`, and
+# the task-wide defaults of the resource modules.
+ROUTES_ARGS = {
+    **{key: copy.deepcopy(RESOURCE_ARGS[key])
+       for key in ("namespace", "labels", "annotations", "state", "api_version", "validate", "adopt")},
+    **{option: copy.deepcopy(RESOURCE_ARGS["definitions"])
+       for option in ("gateways", "virtual_services", "destination_rules")},
+}
+
+ROUTES_MODULE_KWARGS = {
+    "required_one_of": [("gateways", "virtual_services", "destination_rules")],
+    "supports_check_mode": True,
+}
+
 RESOURCE_MODULE_KWARGS = {
     "mutually_exclusive": [("name", "definitions")],
     "required_one_of": [("name", "definitions")],
@@ -64,3 +78,7 @@ def resource_argument_spec():
 
 def route_info_argument_spec():
     return {**copy.deepcopy(CONNECTION_ARGS), **copy.deepcopy(ROUTE_INFO_ARGS)}
+
+
+def routes_argument_spec():
+    return {**copy.deepcopy(CONNECTION_ARGS), **copy.deepcopy(ROUTES_ARGS)}

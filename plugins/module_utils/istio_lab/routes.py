@@ -2,12 +2,14 @@
 """The effective route table of a lab, computed from Gateways,
 VirtualServices, DestinationRules and Services (plain dicts as the API
 returns them): for each gateway, port and host, which VirtualService admits
-it and which Service, port and subset it reaches, plus the problems found.
+it and which Service, port and subset it reaches; the routes sidecars get
+(the `mesh` gateway); plus the problems found.
 Pure: istio_route_info and the verification role feed it what they read."""
 
 from __future__ import annotations
 
 from ansible.module_utils.istio_lab.validate import (
+    MESH_GATEWAY,
     Problem,
     admitting_servers,
     gateway_index,
@@ -106,13 +108,52 @@ def _destinations(vs, services, subsets, problems):
     return found
 
 
+def exported_namespaces(vs):
+    """The namespaces whose proxies see a VirtualService (spec.exportTo), or
+    None for all of them: an empty exportTo and `*` export everywhere (Istio's
+    default), `.` is the VirtualService's own namespace."""
+    export_to = (vs.get("spec") or {}).get("exportTo") or ["*"]
+    if "*" in export_to:
+        return None
+    return {vs["metadata"].get("namespace", "") if entry == "." else entry for entry in export_to}
+
+
+def workload_namespaces(gateway, services):
+    """Namespaces of the Services that front a Gateway's workload (a Service
+    whose selector holds every label of the Gateway's selector): where the
+    gateway's Envoy runs, whose namespace exportTo is matched against. Empty
+    when no such Service was read."""
+    selector = (gateway.get("spec") or {}).get("selector") or {}
+    if not selector:
+        return set()
+    return {
+        _key(service)[0]
+        for service in services
+        if selector.items() <= (((service.get("spec") or {}).get("selector")) or {}).items()
+    }
+
+
+def _export_problem(vs, key, workloads, exported):
+    shown = ", ".join(sorted(exported)) or "no namespace"
+    return Problem(object_name(vs), "spec.exportTo", f"exported to {shown}, not to {', '.join(sorted(workloads))} "
+                   f"where the workload of Gateway {key[0]}/{key[1]} runs: that gateway does not see this "
+                   "VirtualService and answers 404 for its hosts")
+
+
+def _binds_mesh(vs):
+    gateways = (vs.get("spec") or {}).get("gateways")
+    return not gateways or MESH_GATEWAY in gateways
+
+
 def route_table(gateways, virtual_services, services=(), destination_rules=()):
-    """{"routes": [...], "problems": [...], "hosts": {gateway: [hosts]}}."""
+    """{"routes": [...], "mesh_routes": [...], "problems": [...], "hosts": {gateway: [hosts]}}."""
     index = gateway_index(gateways)
+    workloads = {key: workload_namespaces(gateway, services) for key, gateway in index.items()}
     service_index = {_key(s): s for s in services}
     subsets = _subsets(destination_rules)
     problems = []
     routes = []
+    mesh_routes = []
     claims = {}
     for vs in _sorted(virtual_services):
         vs_namespace, vs_name = _key(vs)
@@ -120,9 +161,20 @@ def route_table(gateways, virtual_services, services=(), destination_rules=()):
         problems += virtual_service_reference_problems(vs, index)
         problems += weight_problems(object_name(vs), spec)
         destinations = _destinations(vs, service_index, subsets, problems)
+        exported = exported_namespaces(vs)
+        if _binds_mesh(vs):
+            mesh_routes.append({
+                "virtual_service": f"{vs_namespace}/{vs_name}",
+                "hosts": sorted({resolve_host(h, vs_namespace) for h in spec.get("hosts") or []}),
+                "exported_to": sorted(exported) if exported is not None else ["*"],
+                "destinations": destinations,
+            })
         for reference in spec.get("gateways") or []:
             key = gateway_key(reference, vs_namespace)
             if key is None or key not in index:
+                continue
+            if exported is not None and workloads[key] and not workloads[key] & exported:
+                problems.append(_export_problem(vs, key, workloads[key], exported))
                 continue
             for vs_host in spec.get("hosts") or []:
                 for _, port, effective in admitting_servers(vs_namespace, vs_host, index[key]):
@@ -149,6 +201,7 @@ def route_table(gateways, virtual_services, services=(), destination_rules=()):
     routes.sort(key=lambda r: (r["gateway"], r["port"] or 0, r["host"], r["virtual_service"]))
     return {
         "routes": routes,
+        "mesh_routes": mesh_routes,
         "problems": [p.as_dict() for p in problems],
         "hosts": {gateway: sorted(names) for gateway, names in sorted(hosts.items())},
     }
