@@ -102,6 +102,26 @@ def run_playbook(playbook, kube=None, extra_vars=None, check=False, diff=False, 
                           command)
 
 
+ISTIOCTL_DOUBLE = REPO / "tests" / "bin" / "istioctl"
+
+
+def platform_vars(upstream: Path, workdir: Path, pool: str, ingress_ip: str, **overrides) -> dict:
+    """What an instructor sets for the platform stages (MetalLB, Istio, addons), with every download source
+    pointed at `upstream` (../shared/upstream), istioctl's test double, and short waits."""
+    return {
+        "metallb_address_range": pool,
+        "lab_ingress_ip": ingress_ip,
+        "metallb_manifest_src": str(upstream / "metallb-0.16.1" / "metallb-native.yaml"),
+        "istio_addons_src": str(upstream / "istio-1.30.3" / "addons"),
+        "istio_istioctl_path": str(ISTIOCTL_DOUBLE),
+        "lab_cache_dir": str(workdir / "cache"),
+        "metallb_webhook_retry_delay": 1,
+        "istio_poll_delay": 1,
+        "lab_wait_timeout": 60,
+        **overrides,
+    }
+
+
 def run_module(name: str, args: dict, kube=None, check=False, diff=False, timeout=300) -> dict:
     """Run one module on localhost (`ansible localhost -m name -a <json>`) with
     the playbook's Python and return its result dict (json callback)."""

@@ -28,12 +28,11 @@ import pytest
 import yaml
 
 from tests.conftest import WRITE_VERBS, _make_double_target, shared_path
-from tests.helpers import run_playbook
+from tests.helpers import ISTIOCTL_DOUBLE, platform_vars, run_playbook
 
 pytestmark = pytest.mark.api
 
 REPO = Path(__file__).resolve().parents[2]
-ISTIOCTL_DOUBLE = REPO / "tests" / "bin" / "istioctl"
 MANAGED = {"app.kubernetes.io/managed-by": "istio-lab"}
 POOL = "127.240.0.10-127.240.0.20"
 INGRESS_IP = "127.240.0.10"
@@ -41,21 +40,7 @@ STAGES = ("metallb", "istio", "addons", "apps")
 
 
 def stage_vars(workdir: Path, **overrides) -> dict:
-    """What an instructor sets, with every download source pointed at ../shared."""
-    upstream = shared_path() / "upstream"
-    values = {
-        "metallb_address_range": POOL,
-        "lab_ingress_ip": INGRESS_IP,
-        "metallb_manifest_src": str(upstream / "metallb-0.16.1" / "metallb-native.yaml"),
-        "istio_addons_src": str(upstream / "istio-1.30.3" / "addons"),
-        "istio_istioctl_path": str(ISTIOCTL_DOUBLE),
-        "lab_cache_dir": str(workdir / "cache"),
-        "metallb_webhook_retry_delay": 1,
-        "istio_poll_delay": 1,
-        "lab_wait_timeout": 60,
-    }
-    values.update(overrides)
-    return values
+    return platform_vars(shared_path() / "upstream", workdir, POOL, INGRESS_IP, **overrides)
 
 
 def stage(name: str, kube, workdir: Path, check=False, env=None, **overrides):

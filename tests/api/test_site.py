@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, run_playbook
+from tests.helpers import platform_vars, run_playbook
 from tests.verify_envoy import Answer, EnvoyLikeServer
 
 pytestmark = pytest.mark.api
 
-ISTIOCTL_DOUBLE = REPO / "tests" / "bin" / "istioctl"
 DOMAIN = "kubernets.cn"
 ISTIO = "networking.istio.io/v1"
 METALLB = "metallb.io/v1beta1"
@@ -41,21 +40,8 @@ ENVOY_ADDRESS = "127.242.1.1"
 
 def site_vars(shared_dir: Path, workdir: Path, envoy: EnvoyLikeServer | None) -> dict:
     """What an instructor sets, with every source pointed at ../shared/upstream."""
-    upstream = shared_dir / "upstream"
-    values = {
-        "cluster_provider": "existing",
-        "metallb_address_range": POOL,
-        "lab_ingress_ip": INGRESS_IP,
-        "metallb_manifest_src": str(upstream / "metallb-0.16.1" / "metallb-native.yaml"),
-        "istio_addons_src": str(upstream / "istio-1.30.3" / "addons"),
-        "istio_istioctl_path": str(ISTIOCTL_DOUBLE),
-        "lab_cache_dir": str(workdir / "cache"),
-        "metallb_webhook_retry_delay": 1,
-        "istio_poll_delay": 1,
-        "lab_wait_timeout": 60,
-        "lab_verify_report_dir": str(workdir / "artifacts"),
-        "lab_verify_retries": 0,
-    }
+    values = platform_vars(shared_dir / "upstream", workdir, POOL, INGRESS_IP, cluster_provider="existing",
+                           lab_verify_report_dir=str(workdir / "artifacts"), lab_verify_retries=0)
     if envoy is not None:
         # The double gives the ingress Service INGRESS_IP, but nothing listens
         # there: the probes go to a local stand-in for Envoy instead.
