@@ -13,11 +13,23 @@ differs therefore reads and writes nothing.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 
 APPLIED_HASH = "istio-lab.io/applied-hash"
+
+
+def _with_annotations(manifest, annotations):
+    """A copy of the manifest whose metadata.annotations is `annotations`
+    (dropped when empty). Shallow: only the top level and metadata are new
+    dicts, the rest is shared, never changed (a deep copy of Ansible's lazy
+    templated containers costs seconds on the addons' manifests)."""
+    metadata = dict(manifest.get("metadata") or {})
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
+    return {**manifest, "metadata": metadata}
 
 
 def _without_hash(manifest, annotation):
@@ -27,14 +39,7 @@ def _without_hash(manifest, annotation):
     annotations = metadata.get("annotations")
     if "annotations" not in metadata or (annotations and annotation not in annotations):
         return manifest
-    manifest = copy.deepcopy(manifest)
-    annotations = manifest["metadata"]["annotations"] or {}
-    annotations.pop(annotation, None)
-    if annotations:
-        manifest["metadata"]["annotations"] = annotations
-    else:
-        del manifest["metadata"]["annotations"]
-    return manifest
+    return _with_annotations(manifest, {k: v for k, v in (annotations or {}).items() if k != annotation})
 
 
 def lab_applied_hash(manifest, annotation=APPLIED_HASH):
@@ -48,11 +53,8 @@ def lab_with_applied_hash(manifests, annotation=APPLIED_HASH):
     """The manifests, each annotated with its own ``lab_applied_hash``."""
     stamped = []
     for manifest in manifests:
-        digest = lab_applied_hash(manifest, annotation)
-        manifest = copy.deepcopy(manifest)
-        metadata = manifest.setdefault("metadata", {})
-        metadata["annotations"] = {**(metadata.get("annotations") or {}), annotation: digest}
-        stamped.append(manifest)
+        annotations = (manifest.get("metadata") or {}).get("annotations") or {}
+        stamped.append(_with_annotations(manifest, {**annotations, annotation: lab_applied_hash(manifest, annotation)}))
     return stamped
 
 
