@@ -37,6 +37,11 @@ FIXTURE_USER_AGENT = "istio-lab-test-fixture/1.0"
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "leaves_cluster_objects(why): on a real cluster, the test leaves the "
+                            "cluster-scoped objects it created (CRDs, ClusterRoles, webhook configurations)")
+
+
 def shared_path() -> Path:
     return Path(os.environ.get("ISTIO_LAB_SHARED") or REPO.parent / "shared").resolve()
 
@@ -197,12 +202,12 @@ def _make_double_target(tmp_path: Path, crd_files, **options):
 
 
 @pytest.fixture
-def kube(tmp_path):
+def kube(tmp_path, request):
     """A Kubernetes API for this test: a fresh double with the Istio CRDs, or the
     real cluster of $ISTIO_LAB_TEST_KUBECONFIG behind a counting proxy."""
     real = os.environ.get("ISTIO_LAB_TEST_KUBECONFIG")
     if real:
-        yield from _real_cluster(tmp_path, real)
+        yield from _real_cluster(tmp_path, real, request)
         return
     crds = _istio_crds()
     if not crds.is_file():
@@ -226,17 +231,83 @@ def kube_no_crds(tmp_path):
         double.stop()
 
 
-def _real_cluster(tmp_path: Path, real_kubeconfig: str):
-    context = os.environ.get("ISTIO_LAB_TEST_CONTEXT") or None
+# Cluster-scoped kinds a test may create (addons' ClusterRoles, MetalLB's webhook
+# configuration, CRDs): on a real cluster the fixture removes the ones a test
+# created, in this order (webhooks first, so that they refuse nothing; CRDs last,
+# after the namespaces that held their objects), unless the test is marked
+# `@pytest.mark.leaves_cluster_objects("why")`.
+CLUSTER_SCOPED_KINDS = (
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+)
+
+
+def _namespace_timeout() -> float:
+    return float(os.environ.get("ISTIO_LAB_TEST_NAMESPACE_TIMEOUT") or 300)
+
+
+def wait_namespaces_gone(target: KubeTarget, names, timeout: float | None = None, interval: float = 0.25) -> float:
+    """Wait until none of the namespaces reads any more (a deleted namespace stays Terminating
+    until the namespace controller has emptied it); the seconds it took. AssertionError on timeout."""
+    import time
+
+    timeout = _namespace_timeout() if timeout is None else timeout
+    start = time.monotonic()
+    left = set(names)
+    while left:
+        left = {n for n in left if target.get("v1", "Namespace", n) is not None}
+        if not left:
+            break
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"namespaces still terminating after {timeout:.0f}s: {', '.join(sorted(left))} "
+                                 "(set ISTIO_LAB_TEST_NAMESPACE_TIMEOUT to wait longer)")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
+def _names(target: KubeTarget, api_version: str, kind: str) -> set[str]:
+    return {o["metadata"]["name"] for o in target.list(api_version, kind)}
+
+
+def real_cluster_target(tmp_path: Path, real_kubeconfig: str, context: str | None = None,
+                        leaves_cluster_objects: bool = False):
+    """The `kube` fixture's real-cluster mode as a generator (tests drive it against a double
+    posing as a remote cluster): a counting proxy in front of the cluster; afterwards every
+    namespace the test created is deleted and waited for until it is gone, and the cluster-scoped
+    objects it created (CLUSTER_SCOPED_KINDS) are deleted unless it leaves them."""
     proxy = CountingProxy(real_kubeconfig, context).start()
     kubeconfig = proxy.write_kubeconfig(tmp_path / "kubeconfig", context="proxy")
     target = KubeTarget(kubeconfig, "proxy", proxy, None, tmp_path)
-    before = {n["metadata"]["name"] for n in target.list("v1", "Namespace")}
+    before = _names(target, "v1", "Namespace")
+    cluster_before = {kind: _names(target, *kind) for kind in CLUSTER_SCOPED_KINDS}
     try:
         yield target
     finally:
-        # Clean up what the test made: every namespace it created (and so its objects).
-        for namespace in target.list("v1", "Namespace"):
-            if namespace["metadata"]["name"] not in before:
-                target.delete("v1", "Namespace", namespace["metadata"]["name"])
-        proxy.stop()
+        try:
+            target._client = None  # the test may have installed CRDs: fresh discovery
+            created = {kind: _names(target, *kind) - cluster_before[kind] for kind in CLUSTER_SCOPED_KINDS}
+            if not leaves_cluster_objects:
+                for kind in CLUSTER_SCOPED_KINDS[:2]:
+                    for name in sorted(created[kind]):
+                        target.delete(*kind, name)
+            # Every namespace the test created (and so its objects), then wait until they are gone:
+            # the next test may create them again, and a terminating namespace refuses new content.
+            doomed = sorted(_names(target, "v1", "Namespace") - before)
+            for name in doomed:
+                target.delete("v1", "Namespace", name)
+            wait_namespaces_gone(target, doomed)
+            if not leaves_cluster_objects:
+                for kind in CLUSTER_SCOPED_KINDS[2:]:
+                    for name in sorted(created[kind]):
+                        target.delete(*kind, name)
+        finally:
+            proxy.stop()
+
+
+def _real_cluster(tmp_path: Path, real_kubeconfig: str, request=None):
+    marker = request.node.get_closest_marker("leaves_cluster_objects") if request is not None else None
+    yield from real_cluster_target(tmp_path, real_kubeconfig, os.environ.get("ISTIO_LAB_TEST_CONTEXT") or None,
+                                   leaves_cluster_objects=marker is not None)

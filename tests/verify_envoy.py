@@ -12,7 +12,13 @@ address instead. Like Envoy it answers, for each Host:
 - `server` can be overridden per host or for the whole server, to play
   "something other than Envoy holds this address";
 - a list of answers for a host is served in turn, the last one repeating
-  (a route Istio has not pushed yet: 404, then 200).
+  (a route Istio has not pushed yet: 404, then 200);
+- a weighted route (`Answer(split={"v1": 90, "v2": 10})`) answers from
+  each subset in proportion to its weight, naming the subset in the response
+  header `split_header` (`x-istio-lab-subset`, as chapter 5's destinations
+  set it) and in the body. The choice is a smooth weighted round robin, so
+  every window of 100 requests splits exactly 90/10: the tests of the
+  verification are deterministic (a real Envoy picks at random).
 
 Hosts are matched as Istio does: exact names, `*.domain` and `*`.
 
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import argparse
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ENVOY_SERVER = "istio-envoy"
@@ -51,6 +57,8 @@ class Answer:
     server: str = ENVOY_SERVER
     body: str = ""
     location: str = ""
+    split: dict | None = None
+    split_header: str = "x-istio-lab-subset"
 
 
 def _as_answer(value) -> Answer:
@@ -89,6 +97,8 @@ class EnvoyLikeServer:
         self.unrouted = _as_answer(unrouted)
         self.server_override = server
         self.requests: list[tuple[str, str, str]] = []
+        self._split_state: dict[int, dict[str, int]] = {}
+        self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((address, port), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -111,6 +121,19 @@ class EnvoyLikeServer:
         answers = self.routes[pattern]
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
+    def pick_subset(self, answer: Answer) -> str:
+        """Smooth weighted round robin over answer.split (nginx's): each pick
+        adds every subset's weight to its credit and takes the highest, which
+        then pays the total back."""
+        with self._lock:
+            credit = self._split_state.setdefault(id(answer), dict.fromkeys(answer.split, 0))
+            total = sum(answer.split.values())
+            for name, weight in answer.split.items():
+                credit[name] += weight
+            best = max(credit, key=lambda name: credit[name])
+            credit[best] -= total
+            return best
+
     def _handler(self):
         outer = self
 
@@ -123,13 +146,18 @@ class EnvoyLikeServer:
             def _reply(self, with_body=True):
                 outer.requests.append((self.command, self.headers.get("Host", ""), self.path))
                 answer = outer.answer_for(self.headers.get("Host", ""))
+                subset = outer.pick_subset(answer) if answer.split else None
                 if outer.server_override is not None:
-                    answer = Answer(answer.status, outer.server_override, answer.body, answer.location)
+                    answer = replace(answer, server=outer.server_override)
+                if subset is not None:
+                    answer = replace(answer, body=answer.body or f"tomcat {subset}\n")
                 self._answer = answer
                 body = answer.body.encode()
                 self.send_response(answer.status, REASONS.get(answer.status, ""))
                 if answer.location:
                     self.send_header("location", answer.location)
+                if subset is not None:
+                    self.send_header(answer.split_header, subset)
                 self.send_header("content-length", str(len(body)))
                 self.send_header("content-type", "text/plain")
                 self.end_headers()

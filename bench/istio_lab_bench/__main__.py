@@ -1,4 +1,7 @@
-"""bench/run: apply N generated Istio objects with five methods, print one table, write JSON to bench/results/."""
+"""bench/run: two scenarios, one table each, one JSON in bench/results/.
+
+routes: apply N generated Istio objects with five methods. site: site.yml for one lab and classroom.yml for a
+class, first build and no-op re-run, wall and controller CPU seconds (bench/istio_lab_bench/site.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +18,18 @@ from pathlib import Path
 
 from . import objects as workload
 from . import report
+from . import site as site_scenario
 from .harness import REPO, DoubleTarget, mismatches, run_measured
 from .methods import ANSIBLE_FLOOR, METHODS, command, kubectl_path, outcome, render
 
 DEFAULT_SIZES = (12, 120, 360)
 QUICK_SIZES = (12, 36)
 FLOOR_RUNS = 3
+SCENARIOS = ("routes", "site")
+DEFAULT_LABS = (1, 30)
+QUICK_LABS = (1, 3)
+# "Today" in issue 11's targets: main before one apply engine served every stage.
+SITE_BASELINE_REF = "e6ada6d"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="spread the objects over this many namespaces (default: one namespace per student)",
     )
     parser.add_argument("--change-fraction", type=float, default=0.10, help="share of objects the changed run edits")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="routes,site (default both)")
+    parser.add_argument("--labs", help="site scenario: lab counts, comma separated (default 1,30)")
+    parser.add_argument("--site-baseline", default=SITE_BASELINE_REF, metavar="REF",
+                        help=f"site scenario: also measure one lab at this git commit (default {SITE_BASELINE_REF}, "
+                             "main before issue 11; 'none' to skip)")
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--report", type=Path, metavar="JSON", help="only print the table of an earlier run's JSON")
     args = parser.parse_args(argv)
@@ -46,6 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     else:
         args.sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES
     args.methods = tuple(m.strip() for m in args.methods.split(","))
+    args.scenarios = tuple(s.strip() for s in args.scenarios.split(","))
+    if set(args.scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenarios {sorted(set(args.scenarios) - set(SCENARIOS))}; choose from routes,site")
+    if args.labs:
+        args.labs = tuple(int(n) for n in args.labs.split(","))
+    else:
+        args.labs = QUICK_LABS if args.quick else DEFAULT_LABS
+    if args.site_baseline == "none":
+        args.site_baseline = None
     unknown = set(args.methods) - set(METHODS)
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {','.join(METHODS)}")
@@ -197,11 +220,17 @@ def print_report(document: dict, out: Path) -> None:
     info = document["machine"]
     print(f"{info['api']}; {info['cpus']} CPUs, {info['os']}, ", end="")
     print(f"Python {info['python']}, ansible-core {info['ansible_core']}, load {info['loadavg_start'][0]:.1f}")
-    print(report.table(document["results"]))
-    print("speedup (Nx) = method 2's wall time / this method's; requests: reads r / writes w (+ dry-run writes)")
-    floors = report.format_floors(document.get("floors", {}))
-    if floors:
-        print(floors)
+    if document["results"]:
+        print("\nroutes: N Istio objects")
+        print(report.table(document["results"]))
+        print("speedup (Nx) = method 2's wall time / this method's; requests: reads r / writes w (+ dry-run writes)")
+        floors = report.format_floors(document.get("floors", {}))
+        if floors:
+            print(floors)
+    if document.get("site"):
+        print("\nsite: site.yml (one lab) and classroom.yml (a class), each lab on its own API double")
+        print(report.site_table(document["site"]))
+        print("CPU s = user + system seconds of the whole ansible-playbook process tree (the doubles' apart)")
     print(report.format_targets(document["targets"]))
     complete = "" if document.get("complete", True) else " (INCOMPLETE run)"
     print(f"total {document['duration_s']:.0f}s{complete}; JSON: {out}")
@@ -225,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     results: list[dict] = []
     floors: dict[str, dict] = {}
-    document: dict = {"floors": floors}
+    site: list[dict] = []
+    document: dict = {"floors": floors, "site": site}
 
     def save(complete: bool, running: dict | None = None) -> None:
         # Written after every run, so an interrupted benchmark still leaves its figures.
@@ -241,14 +271,17 @@ def main(argv: list[str] | None = None) -> int:
             methods=list(args.methods),
             namespaces=args.namespaces or "one per student",
             change_fraction=args.change_fraction,
-            targets=report.evaluate_targets(document["results"], floors),
+            scenarios=list(args.scenarios),
+            labs=list(args.labs),
+            targets=(report.evaluate_targets(document["results"], floors) if "routes" in args.scenarios else [])
+            + (report.evaluate_site_targets(site) if "site" in args.scenarios else []),
         )
         out.write_text(json.dumps(document, indent=2))
 
     # Method 2 takes minutes at 360: last at each size, so an interrupted run keeps the other figures.
     order = sorted(args.methods, key=lambda m: (m == report.BASELINE, m))
     ansible_methods = [m for m in args.methods if not METHODS[m].is_kubectl]
-    for n in args.sizes:
+    for n in args.sizes if "routes" in args.scenarios else ():
         if ansible_methods:
             floors[str(n)] = measure_floor(n, args)
         for method_key in order:
@@ -257,9 +290,17 @@ def main(argv: list[str] | None = None) -> int:
             result.pop("running")
             results.append(result)
             save(complete=False)
+    if "site" in args.scenarios:
+        if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+            print("site scenario: needs an API double per lab, skipped on a real cluster", file=sys.stderr)
+        else:
+            runs = ([("baseline", args.site_baseline)] if args.site_baseline else []) + [("labs", n) for n in args.labs]
+            for what, value in runs:
+                site.append(site_scenario.baseline(value) if what == "baseline" else site_scenario.run((value,))[0])
+                save(complete=False)
     save(complete=True)
     print_report(document, out.relative_to(REPO) if out.is_relative_to(REPO) else out)
-    return 1 if any(r.get("error") for r in results) else 0
+    return 1 if any(r.get("error") for r in results + site) else 0
 
 
 if __name__ == "__main__":

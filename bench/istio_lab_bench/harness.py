@@ -29,6 +29,9 @@ class Measured:
     wall_s: float
     peak_rss_mib: float  # largest sampled sum of RSS over the whole process tree
     max_rss_mib: float  # largest single process of the tree (kernel's ru_maxrss via wait4)
+    # user + system CPU seconds of the whole process tree: wait4's usage of the child holds every descendant its
+    # parent reaped (Ansible reaps its workers, the workers their module processes)
+    cpu_s: float
     stdout: str
     stderr: str
 
@@ -96,6 +99,7 @@ def run_measured(
             wall_s=wall,
             peak_rss_mib=peak / 1024,
             max_rss_mib=usage.ru_maxrss / 1024,
+            cpu_s=usage.ru_utime + usage.ru_stime,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )

@@ -273,3 +273,83 @@ def evaluate_targets(results: list[dict], floors: dict | None = None) -> list[di
 def format_targets(targets: list[dict]) -> str:
     verdict = {True: "HELD", False: "NOT HELD", None: "NOT MEASURED"}
     return "\n".join(f"[{verdict[t['held']]}] {t['target']}: {t['detail']}" for t in targets)
+
+
+# --- the site scenario (site.yml for one lab, classroom.yml for a class) ---------------------------------------
+
+SITE_NOOP_MAX_S = 10.0  # one lab's no-op re-run: wall and controller CPU seconds
+CLASS_NOOP_MAX_CPU_S = 300.0  # a class of 30: controller CPU seconds of the no-op re-run
+CLASS_NOOP_MAX_WALL_S = 240.0
+CLASS_SIZE = 30
+
+
+def _site_label(result: dict) -> str:
+    where = f" at {result['ref']}" if result.get("ref") else ""
+    return (f"{result['labs']} lab{'s' if result['labs'] > 1 else ''}{where}"
+            f" ({result.get('playbook', 'site.yml')})")
+
+
+def site_table(site: list[dict]) -> str:
+    """Wall and controller CPU seconds, requests and peak memory of each site run."""
+    header = ["labs", "run", "wall s", "CPU s", "CPU s/lab", "requests", "writes", "peak MiB"]
+    rows = [header]
+    for result in site:
+        if result.get("error"):
+            rows.append([_site_label(result), "error: " + result["error"][:70], "", "", "", "", "", ""])
+            continue
+        for phase, data in result["phases"].items():
+            failed = f" (rc {data['returncode']})" if data.get("returncode") else ""
+            rows.append([_site_label(result), ("first build" if phase == "first" else "no-op re-run") + failed,
+                         f"{data['wall_s']:.1f}", f"{data['cpu_s']:.1f}", f"{data['cpu_s'] / result['labs']:.1f}",
+                         _fmt_requests(data["requests"]),
+                         str(data["requests"]["writes"] + data["requests"]["dry_run_writes"]),
+                         f"{_peak_mib(data):.0f}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _site_phase(site: list[dict], labs: int, phase: str, baseline: bool = False) -> dict | None:
+    result = next((r for r in site if r.get("labs") == labs and bool(r.get("ref")) == baseline
+                   and not r.get("error")), None)
+    data = result["phases"].get(phase) if result else None
+    return data if data and not data.get("returncode") else None
+
+
+def _writes(data: dict) -> int:
+    return data["requests"]["writes"] + data["requests"]["dry_run_writes"]
+
+
+def evaluate_site_targets(site: list[dict]) -> list[dict]:
+    """The targets of issue 11 for the site scenario, each held True/False, or None when not measured."""
+    targets = []
+    noop = _site_phase(site, 1, "noop")
+    targets.append({
+        "target": f"one lab, no-op site.yml re-run: <= {SITE_NOOP_MAX_S:.0f} s wall, <= {SITE_NOOP_MAX_S:.0f} "
+                  "controller CPU-s, zero writes",
+        "held": None if noop is None else (noop["wall_s"] <= SITE_NOOP_MAX_S and noop["cpu_s"] <= SITE_NOOP_MAX_S
+                                           and _writes(noop) == 0),
+        "detail": "not measured" if noop is None else
+        f"{noop['wall_s']:.1f} s wall, {noop['cpu_s']:.1f} CPU-s, {_writes(noop)} writes",
+    })
+    first, before = _site_phase(site, 1, "first"), _site_phase(site, 1, "first", baseline=True)
+    ref = next((r["ref"] for r in site if r.get("ref")), "the baseline")
+    targets.append({
+        "target": f"one lab, first build no slower than {ref} (same run, same double)",
+        "held": None if first is None or before is None else first["wall_s"] <= before["wall_s"],
+        "detail": "not both measured" if first is None or before is None else
+        f"{first['wall_s']:.1f} s ({first['cpu_s']:.1f} CPU-s) vs {before['wall_s']:.1f} s "
+        f"({before['cpu_s']:.1f} CPU-s)",
+    })
+    class_noop = _site_phase(site, CLASS_SIZE, "noop")
+    targets.append({
+        "target": f"{CLASS_SIZE} labs, no-op classroom.yml re-run (every stage): <= {CLASS_NOOP_MAX_CPU_S:.0f} "
+                  f"controller CPU-s, <= {CLASS_NOOP_MAX_WALL_S / 60:.0f} min wall, zero writes",
+        "held": None if class_noop is None else (class_noop["cpu_s"] <= CLASS_NOOP_MAX_CPU_S
+                                                 and class_noop["wall_s"] <= CLASS_NOOP_MAX_WALL_S
+                                                 and _writes(class_noop) == 0),
+        "detail": "not measured" if class_noop is None else
+        f"{class_noop['cpu_s']:.0f} CPU-s, {class_noop['wall_s']:.0f} s wall, {_writes(class_noop)} writes",
+    })
+    return targets

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 ENVOY_SERVER = "istio-envoy"
-ROUTE_KINDS = ("gateways", "virtual_services", "destination_rules")
+ROUTE_KINDS = ("service_entries", "gateways", "virtual_services", "destination_rules")
 
 
 def _chapter_ids(ids):
@@ -178,9 +178,10 @@ def lab_verify_probes(catalogue, ids, routes, unrouted_host, gateway_port=80):
             if (host, path) in seen:
                 continue
             seen.add((host, path))
-            probes.append(
-                {"chapter": chapter, "host": host, "path": path, "expected_status": int(probe.get("status", 200))}
-            )
+            entry = {"chapter": chapter, "host": host, "path": path, "expected_status": int(probe.get("status", 200))}
+            if probe.get("split"):
+                entry["split"] = {"header": probe["split"]["header"], "weights": dict(probe["split"]["weights"])}
+            probes.append(entry)
     for route in routes:
         host = route.get("host") or ""
         if not _port_matches(route, gateway_port) or "*" in host or (host, "/") in seen:
@@ -191,6 +192,203 @@ def lab_verify_probes(catalogue, ids, routes, unrouted_host, gateway_port=80):
         caught = _routes_for(unrouted_host, routes, gateway_port)
         probes.append({"chapter": "", "host": unrouted_host, "path": "/", "expected_status": 200 if caught else 404})
     return probes
+
+
+def lab_verify_ingress_routes(routes, ingress_labels):
+    """The routes the ingress gateway serves: those whose Gateway selector
+    holds only labels of the ingress gateway's pods (`ingress_labels`). An
+    egress Gateway's routes (selector istio: egressgateway) are not reachable
+    through the ingress IP, so they are neither probed nor used to explain."""
+    labels = dict(ingress_labels or {})
+    kept = []
+    for route in routes or []:
+        selector = route.get("selector")
+        if selector is None or (selector and dict(selector).items() <= labels.items()):
+            kept.append(route)
+    return kept
+
+
+def lab_verify_split_targets(probes):
+    """The probes that carry a `split` (weights by subset, read from a
+    response header), for the sampling task."""
+    return [p for p in probes if p.get("split")]
+
+
+def _share(count, total):
+    return 100.0 * count / total if total else 0.0
+
+
+def lab_verify_split_outcome(sample, split, tolerance):
+    """Judge one sampled probe: `sample` is lab_http_split's result (counts
+    of the header's values), `split` the probe's {header, weights}. Every
+    subset's share of the answers must be within `tolerance` percentage
+    points of its weight, and every answer must name a subset of the weights.
+    Returns {ok, samples, expected, observed, tolerance, explanation, text}."""
+    weights = {str(k): int(v) for k, v in dict(split.get("weights") or {}).items()}
+    counts = {str(k): int(v) for k, v in dict((sample or {}).get("values") or {}).items()}
+    total = int((sample or {}).get("samples") or 0)
+    answered = sum(counts.values())
+    tolerance = float(tolerance)
+    observed = {name: round(_share(counts.get(name, 0), answered), 1) for name in weights}
+    reasons = []
+    if not answered:
+        reasons.append(f"no answer carried the header {split.get('header')!r} ({total} request(s)): "
+                       "the route sets it per destination; check the VirtualService's headers")
+    else:
+        unknown = {k: v for k, v in counts.items() if k not in weights}
+        if unknown:
+            shown = ", ".join(f"{k or '(none)'} {v}" for k, v in sorted(unknown.items()))
+            reasons.append(f"answers from subsets the weights do not name: {shown}")
+        for name, weight in weights.items():
+            if abs(observed[name] - weight) > tolerance:
+                reasons.append(f"subset {name} answered {counts.get(name, 0)} of {answered} ({observed[name]:g}%), "
+                               f"expected {weight}% \u00b1 {tolerance:g}")
+    text = ", ".join(f"{name} {counts.get(name, 0)}/{answered} ({observed[name]:g}%, expected {weight}%)"
+                     for name, weight in weights.items())
+    if reasons:
+        reasons.append("the VirtualService's weights differ from the lesson's step, a subset has no ready pod, or "
+                       "Istio has not pushed the new weights yet")
+    return {"ok": not reasons, "samples": total, "answered": answered, "expected": weights, "observed": observed,
+            "counts": counts, "tolerance": tolerance, "text": text, "explanation": "; ".join(reasons)}
+
+
+def lab_verify_add_splits(report, samples, tolerance):
+    """The report with each split probe's outcome: `samples` is the
+    lab_http_split task's results registered in a loop over
+    lab_verify_split_targets (item = the probe). A probe whose split is off
+    fails, its explanation saying which subset answered how often."""
+    by_key = {}
+    for result in samples or []:
+        item = result.get("item") or {}
+        by_key[(item.get("host") or "", item.get("path") or "/")] = (result, item.get("split") or {})
+    updated = []
+    for entry in report:
+        entry = dict(entry)
+        key = (entry.get("host") or "", _path_of(entry.get("url", "")))
+        if key in by_key:
+            result, split = by_key[key]
+            outcome = lab_verify_split_outcome(result, split, tolerance)
+            entry["split"] = outcome
+            if not outcome["ok"] and entry["ok"]:
+                entry["ok"] = False
+                entry["explanation"] = f"split off: {outcome['explanation']}"
+        updated.append(entry)
+    return updated
+
+
+def _path_of(url):
+    rest = url.split("://", 1)[-1]
+    return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+
+
+def lab_verify_mesh_plan(catalogue, ids, egress_routes=None, mesh_routes=None, timeout=10):
+    """What to run for the chapters' in-mesh probes (`mesh_probes`): the
+    client's request and the gateway access log that must show it, as the
+    commands an instructor would type and as what kubernetes.core's k8s_exec
+    and k8s_log take; plus what the route table says about the path (the
+    sidecar hop to the gateway, the gateway's route out, the ServiceEntry).
+    Each entry: chapter, host, url, client, via, exec_command (argv),
+    kubectl (the commands), log_pattern, route_problems."""
+    unknown = lab_unknown_chapters(catalogue, ids)
+    if unknown:
+        raise AnsibleFilterError(f"unknown chapter(s) {', '.join(unknown)}; known: {', '.join(map(str, catalogue))}")
+    plan = []
+    for chapter in _chapter_ids(ids):
+        for probe in catalogue[chapter].get("mesh_probes") or []:
+            url = probe["url"]
+            host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+            client = dict(probe["client"])
+            via = dict(probe.get("via") or {})
+            argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", str(int(timeout)), url]
+            exec_line = (f"kubectl exec -n {client['namespace']} deploy/{client['app']} -c "
+                         f"{client.get('container', client['app'])} -- "
+                         + " ".join(f"'{a}'" if "%" in a else a for a in argv))
+            commands = [exec_line]
+            if via:
+                commands.append(f"kubectl logs -n {via['namespace']} -l {via['selector']} -c "
+                                f"{via.get('container', 'istio-proxy')} --tail=100 | grep '{host}'")
+            plan.append({
+                "chapter": chapter,
+                "host": host,
+                "url": url,
+                "client": client,
+                "via": via,
+                "exec_command": argv,
+                "kubectl": commands,
+                # Envoy's default access log names the upstream cluster: outbound|80||<host>
+                "log_pattern": f"outbound|{_port_of(url)}||{host}",
+                "route_problems": _egress_path_problems(host, via, egress_routes, mesh_routes),
+            })
+    return plan
+
+
+def _port_of(url):
+    scheme, _, rest = url.partition("://")
+    authority = rest.split("/", 1)[0]
+    if ":" in authority:
+        return int(authority.rsplit(":", 1)[1])
+    return 443 if scheme == "https" else 80
+
+
+def _egress_path_problems(host, via, egress_routes, mesh_routes):
+    """Why the route table would not send `host` out through the gateway
+    `via` names: no egress route for it, no ServiceEntry, no sidecar hop."""
+    if egress_routes is None:
+        return []
+    selector = dict(item.split("=", 1) for item in (via.get("selector") or "").split(",") if "=" in item)
+    found = [r for r in egress_routes if _host_matches(r.get("host"), host)
+             and dict(r.get("selector") or {}).items() <= selector.items()]
+    if not found:
+        return [f"no Gateway of the gateway pods {via.get('selector')} routes {host} out of the mesh (the egress "
+                "Gateway, or the VirtualService bound to it, is missing)"]
+    problems = []
+    if not any(r.get("service_entries") for r in found):
+        problems.append(f"no ServiceEntry declares {host}: the egress gateway has no cluster for it")
+    if not any(r.get("mesh_hops") for r in found):
+        bound = [m["virtual_service"] for m in mesh_routes or [] if host in m.get("hosts", [])]
+        problems.append(f"no VirtualService bound to mesh sends {host} to the egress gateway's Service"
+                        + (f" ({', '.join(bound)} sends it elsewhere)" if bound else "")
+                        + ": sidecars would call it directly")
+    return problems
+
+
+def lab_verify_mesh_report(plan, execs=None, logs=None, run=True):
+    """One report entry per in-mesh probe. `execs` / `logs`: k8s_exec and
+    k8s_log results registered in loops over `plan` (None, or run=False,
+    when they could not run here: the entry then says so and lists the
+    commands to run on a real cluster)."""
+    execs = {r["item"]["url"]: r for r in execs or [] if r.get("item") and not r.get("skipped")}
+    logs = {r["item"]["url"]: r for r in logs or [] if r.get("item") and not r.get("skipped")}
+    report = []
+    for entry in plan:
+        row = {"chapter": entry["chapter"], "host": entry["host"], "url": entry["url"], "expected_status": 200,
+               "status": None, "server": "", "mesh": True, "commands": entry["kubectl"], "skipped": False}
+        reasons = list(entry["route_problems"])
+        if not run:
+            row.update(skipped=True, ok=not reasons,
+                       explanation="; ".join(reasons) or "in-mesh request not run here (lab_verify_mesh_probes is "
+                       "false): on a real cluster run " + " and ".join(entry["kubectl"]))
+            report.append(row)
+            continue
+        done = execs.get(entry["url"]) or {}
+        code = (done.get("stdout") or "").strip()
+        row["status"] = int(code) if code.isdigit() and int(code) >= 100 else None
+        if done.get("failed") or row["status"] is None:
+            reasons.append(f"the client pod's request failed: {(done.get('stderr') or done.get('msg') or '').strip()}"
+                           .rstrip(": "))
+        elif row["status"] >= 500:
+            reasons.append(f"the request answered {row['status']}: the sidecar or the egress gateway could not "
+                           "reach the host (the ServiceEntry, the egress Gateway or the VirtualService's egress "
+                           "route is wrong, or the cluster cannot reach the Internet)")
+        log = logs.get(entry["url"]) or {}
+        lines = log.get("log_lines") or (log.get("log") or "").splitlines()
+        if entry["via"] and not any(entry["log_pattern"] in line for line in lines):
+            reasons.append(f"the egress gateway's access log shows no {entry['log_pattern']}: the request did not "
+                           "pass through it (sidecars called the host directly, or access logging is off: "
+                           "meshConfig.accessLogFile)")
+        row.update(ok=not reasons, server="egress" if not reasons else "", explanation="; ".join(reasons))
+        report.append(row)
+    return report
 
 
 def _chapter_of(catalogue, route):
@@ -484,6 +682,8 @@ def lab_verify_hosts_line(report, ip, unrouted_host=""):
     hosts = []
     for entry in report:
         host = entry.get("host") or ""
+        if entry.get("mesh"):  # reached from inside the mesh, not through the ingress IP
+            continue
         if host and host != unrouted_host and entry.get("expected_status") != 404 and host not in hosts:
             hosts.append(host)
     return f"{ip} {' '.join(hosts)}" if hosts else ""
@@ -494,9 +694,9 @@ def lab_verify_table(report):
     header = ("", "chapter", "host", "url", "expected", "status", "server")
     rows = [
         (
-            "OK" if e["ok"] else "FAIL",
+            ("SKIP" if e.get("skipped") else "OK") if e["ok"] else "FAIL",
             e["chapter"] or "-",
-            e["host"] or "(ingress IP)",
+            (e["host"] or "(ingress IP)") + (" (in mesh)" if e.get("mesh") else ""),
             e["url"],
             str(e["expected_status"]),
             "-" if e["status"] is None else str(e["status"]),
@@ -507,8 +707,14 @@ def lab_verify_table(report):
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]]
     for e in report:
+        if e.get("split"):
+            lines.append(f"SPLIT {e['host']}: {e['split']['text']} of {e['split']['samples']} requests "
+                         f"(tolerance {e['split']['tolerance']:g} points)")
+    for e in report:
         if not e["ok"]:
             lines.append(f"FAIL {e['host'] or e['url']}: {e['explanation']}")
+        elif e.get("skipped"):
+            lines.append(f"SKIP {e['host'] or e['url']}: {e['explanation']}")
     return lines
 
 
@@ -520,6 +726,12 @@ class FilterModule:
             "lab_route_destinations": lab_route_destinations,
             "lab_missing_destinations": lab_missing_destinations,
             "lab_verify_probes": lab_verify_probes,
+            "lab_verify_ingress_routes": lab_verify_ingress_routes,
+            "lab_verify_split_targets": lab_verify_split_targets,
+            "lab_verify_split_outcome": lab_verify_split_outcome,
+            "lab_verify_add_splits": lab_verify_add_splits,
+            "lab_verify_mesh_plan": lab_verify_mesh_plan,
+            "lab_verify_mesh_report": lab_verify_mesh_report,
             "lab_verify_failed_destinations": lab_verify_failed_destinations,
             "lab_verify_ready_endpoints": lab_verify_ready_endpoints,
             "lab_verify_answered": lab_verify_answered,

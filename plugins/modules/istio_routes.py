@@ -4,33 +4,35 @@
 DOCUMENTATION = r"""
 ---
 module: istio_routes
-short_description: Manage Istio Gateways, VirtualServices and DestinationRules in one task
+short_description: Manage Istio ServiceEntries, Gateways, VirtualServices and DestinationRules in one task
 version_added: "1.1.0"
 author: istio-lab contributors
 description:
-  - Applies Istio C(Gateway), C(VirtualService) and C(DestinationRule) objects (C(networking.istio.io)) in one task
-    and one process, declaratively, exactly as M(istio_gateway), M(istio_virtual_service) and
-    M(istio_destination_rule) do with their O(istio_gateway#module:definitions) option; a repeated call with the
-    same input sends no write request and returns RV(changed=false).
+  - Applies Istio C(ServiceEntry), C(Gateway), C(VirtualService) and C(DestinationRule) objects
+    (C(networking.istio.io)) in one task and one process, declaratively, exactly as M(istio_service_entry),
+    M(istio_gateway), M(istio_virtual_service) and M(istio_destination_rule) do with their
+    O(istio_gateway#module:definitions) option; a repeated call with the same input sends no write request and
+    returns RV(changed=false).
   - The live objects are read with one LIST request per kind (for one namespace, or cluster-wide for several),
     never one GET per object. The Gateway LIST also serves the check of the VirtualServices' gateway references,
-    so a no-op re-run of all three kinds sends three LIST requests and nothing else.
+    so a no-op re-run sends one LIST request per kind given and nothing else.
   - Every object of every kind is validated before the first write; one invalid object fails the task naming
     kind, object and field path (for example C(spec.http[0].route[1].weight)) and nothing at all is written.
     A VirtualService may name a Gateway of the same task.
-  - Writes go in dependency order. Creates and updates first, Gateways, then VirtualServices, then
-    DestinationRules; then deletions (entries with state V(absent)) in reverse order, DestinationRules,
-    VirtualServices, Gateways. So no VirtualService is written before the Gateway it names, and none is left
-    naming a Gateway already removed (make before break, also when one task moves routes to a new Gateway).
+  - Writes go in dependency order. Creates and updates first, ServiceEntries (the external hosts the other kinds
+    name), Gateways, then VirtualServices, then DestinationRules; then deletions (entries with state V(absent)) in
+    reverse order, DestinationRules, VirtualServices, Gateways, ServiceEntries. So no VirtualService is written
+    before the Gateway it names or the ServiceEntry of its external host, and none is left naming a Gateway
+    already removed (make before break, also when one task moves routes to a new Gateway).
   - Every object carries the label C(app.kubernetes.io/managed-by=istio-lab). Objects without it are never touched
     (the task fails naming them) unless O(adopt=true).
   - Labels and annotations given are added or updated; keys others set on the live object are left alone.
 extends_documentation_fragment:
   - istio_lab_auth
 options:
-  gateways:
+  service_entries:
     description:
-      - The Gateways to apply.
+      - The ServiceEntries to apply (external hosts, as M(istio_service_entry) takes them).
     type: list
     elements: dict
     suboptions: &definition
@@ -54,6 +56,12 @@ options:
         description: V(present) or V(absent); defaults to O(state).
         type: str
         choices: [present, absent]
+  gateways:
+    description:
+      - The Gateways to apply.
+    type: list
+    elements: dict
+    suboptions: *definition
   virtual_services:
     description:
       - The VirtualServices to apply; their gateway references see the task's own O(gateways) as the task
@@ -69,7 +77,8 @@ options:
     suboptions: *definition
   namespace:
     description:
-      - The default namespace of the entries of O(gateways), O(virtual_services) and O(destination_rules).
+      - The default namespace of the entries of O(service_entries), O(gateways), O(virtual_services) and
+        O(destination_rules).
     type: str
   labels:
     description:
@@ -88,7 +97,7 @@ options:
     default: present
   api_version:
     description:
-      - API version of all three kinds; C(networking.istio.io/v1) is served by Istio 1.22 and later.
+      - API version of every kind; C(networking.istio.io/v1) is served by Istio 1.22 and later.
     type: str
     default: networking.istio.io/v1
   validate:
@@ -127,6 +136,7 @@ seealso:
   - module: istio_gateway
   - module: istio_virtual_service
   - module: istio_destination_rule
+  - module: istio_service_entry
   - module: istio_route_info
   - name: Istio traffic management reference
     description: The fields of each kind's C(spec).
@@ -163,6 +173,45 @@ EXAMPLES = r"""
           subsets:
             - {name: v1, labels: {version: v1}}
 
+- name: Send an external host through the egress gateway (Istio's Egress Gateways task)
+  istio_routes:
+    namespace: egress
+    service_entries:
+      - name: external-http
+        spec:
+          hosts: [httpbin.org]
+          ports: [{number: 80, name: http-port, protocol: HTTP}]
+          resolution: DNS
+    gateways:
+      - name: istio-egressgateway
+        spec:
+          selector: {istio: egressgateway}
+          servers:
+            - port: {number: 80, name: http, protocol: HTTP}
+              hosts: [httpbin.org]
+    destination_rules:
+      - name: egressgateway-for-external
+        spec:
+          host: istio-egressgateway.istio-system.svc.cluster.local
+          subsets: [{name: external}]
+    virtual_services:
+      - name: external-through-egress-gateway
+        spec:
+          hosts: [httpbin.org]
+          gateways: [istio-egressgateway, mesh]
+          http:
+            - match: [{gateways: [mesh], port: 80}]
+              route:
+                - destination:
+                    host: istio-egressgateway.istio-system.svc.cluster.local
+                    subset: external
+                    port: {number: 80}
+            - match: [{gateways: [istio-egressgateway], port: 80}]
+              route:
+                - destination:
+                    host: httpbin.org
+                    port: {number: 80}
+
 - name: Remove the routes of chapter 1 (DestinationRules, VirtualServices, then Gateways)
   istio_routes:
     namespace: microservice
@@ -179,14 +228,14 @@ changed:
   type: bool
 results:
   description:
-    - One entry per object, Gateways, VirtualServices, then DestinationRules, each in input order. The objects
-      themselves are left out; read them with RV(diff) in diff mode or C(kubernetes.core.k8s_info).
+    - One entry per object, ServiceEntries, Gateways, VirtualServices, then DestinationRules, each in input
+      order. The objects themselves are left out; read them with RV(diff) in diff mode or C(kubernetes.core.k8s_info).
   returned: always
   type: list
   elements: dict
   contains:
     kind:
-      description: C(Gateway), C(VirtualService) or C(DestinationRule).
+      description: C(ServiceEntry), C(Gateway), C(VirtualService) or C(DestinationRule).
       type: str
     name:
       description: Name of the object.

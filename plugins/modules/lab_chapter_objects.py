@@ -55,7 +55,10 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for deleted objects to go.
+    description:
+      - Seconds to wait for deleted objects to go (state absent; a deleted namespace stays Terminating
+        until the cluster has emptied it), and for a namespace of the save that is still terminating
+        to be gone before it is restored (state restored).
     type: int
     default: 300
 author: istio-lab
@@ -149,7 +152,8 @@ def main():
             saved = chapters.verify(chapter, params["path"], params["cluster"], params["force"])
             changed, rows = False, [row(obj, "verified", chapter) for obj in saved]
         else:
-            changed, rows = chapters.restore(chapter, params["path"], params["cluster"], params["force"])
+            changed, rows = chapters.restore(chapter, params["path"], params["cluster"], params["force"],
+                                             params["wait_timeout"])
         result.update(changed=changed, objects=rows, table=table(rows), unserved_kinds=chapters.unserved_kinds)
     except (KubeError, OSError) as exc:
         result["api_requests"] = client.counts if client else {}

@@ -173,6 +173,11 @@ def test_reset_removes_one_chapter_and_leaves_the_rest(kube, platform):
     assert again.changed == 0, str(again)
     assert kube.writes(mark) == []
 
+    # The reset waited until the namespace was gone (a terminating one refuses new content): the
+    # chapter comes up again at once.
+    bring_up(kube, "1")
+    assert all(snapshot(kube, chapter1).values())
+
 
 def test_reset_keeps_a_namespace_in_use_and_all_returns_to_the_bare_platform(kube, platform):
     bring_up(kube, "1", "4", "3")  # chapter 4's DestinationRule lives in chapter 1's namespace
@@ -192,6 +197,39 @@ def test_reset_keeps_a_namespace_in_use_and_all_returns_to_the_bare_platform(kub
     refs = chapter_objects("1") + chapter_objects("3") + chapter_objects("4")
     assert snapshot(kube, refs) == dict.fromkeys(refs)
     assert versions(snapshot(kube, platform)) == untouched
+    bring_up(kube, "1")  # the namespaces are gone, not terminating: the course starts over at once
+    assert all(snapshot(kube, chapter_objects("1")).values())
+
+
+def test_bring_up_and_restore_wait_for_a_namespace_still_terminating(kube, platform, tmp_path):
+    """A reset that did not wait (or `kubectl delete ns`) leaves the namespace Terminating for a while;
+    bringing the chapter up or restoring it then waits until it is gone instead of failing with
+    403 NamespaceTerminating (stored-forms/namespace-deletion.json)."""
+    if kube.is_double:  # longer than an ansible-playbook start, so that the playbooks meet it terminating
+        kube.double.store.namespace_deletion_delay = 4
+    bring_up(kube, "1")
+    chapter1 = chapter_objects("1")
+    saves = tmp_path / "saves"
+    assert_ok(run_playbook("playbooks/save-chapter.yml", kube=kube,
+                           extra_vars={"chapter": "1", "lab_saves_dir": str(saves)}))
+
+    def reset_without_waiting():
+        reset = run_module("lab_chapter_objects", {"chapter": "1", "state": "absent", "wait": False}, kube=kube)
+        assert reset["changed"] and not reset.get("failed"), reset
+        namespace = kube.get("v1", "Namespace", "microservice")
+        assert namespace is not None and namespace["status"]["phase"] == "Terminating"
+
+    reset_without_waiting()
+    bring_up(kube, "1")
+    assert all(snapshot(kube, chapter1).values())
+    assert "deletionTimestamp" not in kube.get("v1", "Namespace", "microservice")["metadata"]
+
+    reset_without_waiting()
+    restored = run_playbook("playbooks/restore-chapter.yml", kube=kube,
+                            extra_vars={"chapter": "1", "lab_saves_dir": str(saves)})
+    assert_ok(restored)
+    assert all(snapshot(kube, chapter1).values())
+    assert "deletionTimestamp" not in kube.get("v1", "Namespace", "microservice")["metadata"]
 
 
 def test_reset_with_the_istio_crds_absent(kube_no_crds):

@@ -350,7 +350,14 @@ def test_preserve_unknown_fields_are_kept(double):
 
 # --------------------------------------------------------------------------- built-in semantics
 
-def test_namespaces_default_missing_and_cascading_delete(double):
+def test_namespaces_default_missing_and_cascading_delete(istio_crds):
+    """With namespace_deletion_delay=0 a deleted namespace goes at once (the default keeps it
+    Terminating for a while: tests/api/test_double_namespaces.py)."""
+    with KubeDouble(crds=[istio_crds], namespace_deletion_delay=0) as double:
+        _namespaces_default_missing_and_cascading_delete(double)
+
+
+def _namespaces_default_missing_and_cascading_delete(double):
     status, listed, _ = call(double, "GET", "/api/v1/namespaces")
     assert {n["metadata"]["name"] for n in listed["items"]} == {"default", "kube-system", "kube-public",
                                                                 "kube-node-lease"}

@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .server import DEFAULT_TOKEN, KubeDouble
+from .server import DEFAULT_NAMESPACE_DELETION_DELAY, DEFAULT_TOKEN, KubeDouble
 
 
 def _shared_dir() -> Path:
@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-controllers", action="store_true", help="no simulated controllers (nothing gets ready)")
     parser.add_argument("--webhook-warmup-failures", type=int, default=0,
                         help="first N MetalLB webhook calls fail even once its endpoints exist")
+    parser.add_argument("--namespace-deletion-delay", type=float, default=DEFAULT_NAMESPACE_DELETION_DELAY,
+                        metavar="SECONDS", help="how long a deleted namespace stays Terminating (0 = gone at once)")
     args = parser.parse_args(argv)
     crds = list(args.crds)
     if args.istio_crds:
@@ -47,7 +49,8 @@ def main(argv=None) -> int:
         if not Path(path).is_file():
             parser.error(f"CRD file not found: {path} (set ISTIO_LAB_SHARED)")
     double = KubeDouble(crds=crds, controllers=not args.no_controllers, token=args.token, host=args.host,
-                        port=args.port, webhook_warmup_failures=args.webhook_warmup_failures, tls=args.tls)
+                        port=args.port, webhook_warmup_failures=args.webhook_warmup_failures, tls=args.tls,
+                        namespace_deletion_delay=args.namespace_deletion_delay)
     double.start()
     double.write_kubeconfig(args.kubeconfig, context=args.context)
     stop = threading.Event()

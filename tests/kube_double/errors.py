@@ -46,9 +46,23 @@ def namespace_not_found(namespace) -> ApiError:
                                      {"name": namespace, "kind": "namespaces"}))
 
 
-def already_exists(rtype, name) -> ApiError:
-    return ApiError(409, status_body(409, "AlreadyExists", f'{rtype.group_resource} "{name}" already exists',
+def already_exists(rtype, name, being_deleted: bool = False) -> ApiError:
+    """409 AlreadyExists (recording 16); for an object still being deleted (a terminating
+    namespace) the message starts "object is being deleted: " (stored-forms/namespace-deletion.json)."""
+    prefix = "object is being deleted: " if being_deleted else ""
+    return ApiError(409, status_body(409, "AlreadyExists",
+                                     f'{prefix}{rtype.group_resource} "{name}" already exists',
                                      _details(rtype, name)))
+
+
+def namespace_terminating(rtype, name, namespace) -> ApiError:
+    """403 for a create in a terminating namespace (stored-forms/namespace-deletion.json)."""
+    details = _details(rtype, name)
+    details["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
+                          "field": "metadata.namespace"}]
+    return ApiError(403, status_body(
+        403, "Forbidden", f'{rtype.group_resource} "{name}" is forbidden: unable to create new content in namespace '
+        f"{namespace} because it is being terminated", details))
 
 
 def conflict(rtype, name) -> ApiError:

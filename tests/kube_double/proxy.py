@@ -2,6 +2,13 @@
 a real cluster out (with the kubeconfig's TLS and credentials). Tests talk to
 the proxy so that requests are counted the same way as with the double.
 
+A request with the proxy's test token (what the `kube` fixture's kubeconfig
+holds) goes out with the kubeconfig's credentials; a request with any other
+`Authorization` header (a student's ServiceAccount token) goes out with that
+header and nothing of the proxy's own (no token, no client certificate), so
+the cluster authenticates and authorizes the client itself. A request without
+credentials gets 401 from the proxy.
+
 kubectl (client-go) sends a kubeconfig's credentials only to https:// servers,
 so kubectl through the proxy needs `tls=True`: the proxy then serves the
 double's self-signed certificate (tests/kube_double/tls.py) and its kubeconfig
@@ -39,10 +46,14 @@ class CountingProxy(RequestLog):
         self.token = token
         self.tls = tls
         self._ca_data = None
+        verify = "CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE"
         self.pool = urllib3.PoolManager(
-            num_pools=4, maxsize=16,
-            cert_reqs="CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
+            num_pools=4, maxsize=16, cert_reqs=verify,
             ca_certs=configuration.ssl_ca_cert, cert_file=configuration.cert_file, key_file=configuration.key_file)
+        # For requests that carry their own Authorization: no client certificate, or kube-apiserver
+        # would authenticate the kubeconfig's user (x509 comes first) instead of the client's token.
+        self.own_auth_pool = urllib3.PoolManager(num_pools=4, maxsize=16, cert_reqs=verify,
+                                                 ca_certs=configuration.ssl_ca_cert)
         self._log: list[dict] = []
         self._log_lock = threading.Lock()
         self._server = None
@@ -108,7 +119,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                   "field_manager": query.get("fieldManager"), "content_type": self.headers.get("Content-Type"),
                   "user_agent": self.headers.get("User-Agent", "")}
         record.update(describe_request(self.command, record["path"], query))
-        if self.headers.get("Authorization", "") != f"Bearer {proxy.token}":
+        own_auth = self.headers.get("Authorization", "")
+        if not own_auth:
             payload = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
                        b'"message":"Unauthorized","reason":"Unauthorized","code":401}')
             self.send_response(401)
@@ -120,8 +132,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             proxy._record(record)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
-        headers.update(proxy._upstream_headers())
-        response = proxy.pool.request(self.command, proxy.upstream + self.path, body=body, headers=headers,
+        if own_auth == f"Bearer {proxy.token}":
+            headers.update(proxy._upstream_headers())  # the test token stands for the kubeconfig's credentials
+            pool = proxy.pool
+        else:
+            headers["Authorization"] = own_auth  # a client's own credentials (a student's token) pass through
+            pool = proxy.own_auth_pool
+        record["own_credentials"] = pool is proxy.own_auth_pool
+        response = pool.request(self.command, proxy.upstream + self.path, body=body, headers=headers,
                                       preload_content=False, redirect=False, retries=False,
                                       timeout=urllib3.Timeout(connect=10, read=330))
         record["status"] = response.status

@@ -3,6 +3,7 @@ bearer-token auth, request log, fault injection; `KubeDouble` ties it together."
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -22,6 +23,9 @@ from .schema import load_crd_file
 from .store import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, Store, WriteContext, now
 
 DEFAULT_TOKEN = "istio-lab-test"
+DEFAULT_USER = "kubernetes-admin"
+# Seconds a deleted namespace stays Terminating (5.5 s in the recording; short here so the suite stays fast).
+DEFAULT_NAMESPACE_DELETION_DELAY = 0.5
 AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 VERSION_INFO = {
     "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36", "minCompatibilityMajor": "1",
@@ -101,7 +105,8 @@ class KubeDouble(RequestLog):
     """
 
     def __init__(self, crds=(), controllers: bool = True, token: str = DEFAULT_TOKEN, host: str = "127.0.0.1",
-                 port: int = 0, webhook_warmup_failures: int = 0, node_ip: str = "127.0.0.1", tls: bool = False):
+                 port: int = 0, webhook_warmup_failures: int = 0, node_ip: str = "127.0.0.1", tls: bool = False,
+                 namespace_deletion_delay: float = DEFAULT_NAMESPACE_DELETION_DELAY, tokens: dict | None = None):
         if not host.startswith("127."):
             raise ValueError("the double only listens on loopback (127.x) addresses")
         self.token = token
@@ -110,7 +115,10 @@ class KubeDouble(RequestLog):
         self.host = host
         self.port = port
         self.node_ip = node_ip
-        self.store = Store()
+        # Other bearer tokens the double accepts: token -> user name (besides ServiceAccount
+        # tokens found in `kubernetes.io/service-account-token` Secrets).
+        self.tokens = dict(tokens or {})
+        self.store = Store(namespace_deletion_delay=namespace_deletion_delay)
         self.controllers = Controllers(enabled=controllers, webhook_warmup_failures=webhook_warmup_failures)
         self.controllers.install(self.store)
         self._seed_cluster()
@@ -195,6 +203,26 @@ class KubeDouble(RequestLog):
 
     def write_kubeconfig(self, path, context: str = "double") -> str:
         return write_kubeconfig(path, self.url, self.token, self._ca_data, context)
+
+    def user_of(self, token: str) -> str | None:
+        """Who a bearer token authenticates, or None."""
+        if token == self.token:
+            return DEFAULT_USER
+        if token in self.tokens:
+            return self.tokens[token]
+        with self.store.lock:
+            for secret in self.store.items("", "secrets"):
+                if secret.get("type") != "kubernetes.io/service-account-token":
+                    continue
+                encoded = (secret.get("data") or {}).get("token")
+                try:
+                    if encoded and base64.b64decode(encoded).decode() == token:
+                        meta = secret["metadata"]
+                        account = (meta.get("annotations") or {}).get("kubernetes.io/service-account.name", "")
+                        return f"system:serviceaccount:{meta['namespace']}:{account}"
+                except ValueError:
+                    continue
+        return None
 
     # ------------------------------------------------------------------ fault injection
     def inject(self, method: str, path_regex: str, status: int, body=None, times: int = 1) -> None:
@@ -351,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
                   "group": None, "version": None, "resource": None, "subresource": None, "namespace": None,
                   "name": None, "dry_run": query.get("dryRun") == "All", "status": 0,
                   "field_manager": query.get("fieldManager"), "content_type": self.headers.get("Content-Type"),
-                  "user_agent": self.headers.get("User-Agent", "")}
+                  "user_agent": self.headers.get("User-Agent", ""), "user": None}
         record.update(describe_request(self.command, path, query))
         self._record_entry = record
         try:
@@ -384,9 +412,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, "404 page not found\n", "text/plain; charset=utf-8")
 
     def _authenticate(self) -> None:
+        """Bearer tokens: the double's own (the admin), the extra `tokens`, and the tokens of
+        ServiceAccount token Secrets (as the token controller fills them). The user goes into the
+        request log; no authorization follows (the double allows every authenticated request)."""
         header = self.headers.get("Authorization", "")
-        if header != f"Bearer {self.double.token}":
+        token = header[len("Bearer "):] if header.startswith("Bearer ") else None
+        user = self.double.user_of(token) if token else None
+        if user is None:
             raise errors.unauthorized()
+        if self._record_entry is not None:
+            self._record_entry["user"] = user
 
     # ------------------------------------------------------------------ routing
     def _route(self, path: str, query: dict, body: bytes) -> None:

@@ -9,6 +9,7 @@ import datetime
 import json
 import re
 import threading
+import time
 import uuid
 
 import yaml
@@ -91,8 +92,13 @@ class Store:
     are never mutated in place: every write stores a new dict, so readers may
     serialize them without copying."""
 
-    def __init__(self):
+    def __init__(self, namespace_deletion_delay: float = 0.0):
         self.lock = threading.RLock()
+        # Seconds a deleted namespace stays Terminating before the namespace
+        # controller has emptied and removed it (stored-forms/namespace-deletion.json;
+        # 0 = at once). Namespace name -> monotonic time of its removal.
+        self.namespace_deletion_delay = namespace_deletion_delay
+        self.terminating: dict[str, float] = {}
         self.resource_version = 100
         self.objects: dict[tuple, dict] = {}
         self.types: dict[tuple, ResourceType] = {}
@@ -152,6 +158,7 @@ class Store:
 
     def get(self, rtype: ResourceType, namespace, name) -> dict:
         with self.lock:
+            self.reap()
             obj = self._bucket(rtype).get((namespace or "", name))
             if obj is None:
                 raise errors.not_found(rtype, name)
@@ -167,6 +174,7 @@ class Store:
 
     def list(self, rtype: ResourceType, namespace=None, label_selector="", field_selector="") -> dict:
         with self.lock:
+            self.reap()
             matches_labels = parse_label_selector(label_selector)
             matches_fields = parse_field_selector(field_selector)
             items = []
@@ -179,9 +187,15 @@ class Store:
                     "metadata": {"continue": "", "resourceVersion": str(self.resource_version)}}
 
     # ------------------------------------------------------------------ writes
-    def _check_namespace(self, rtype: ResourceType, namespace):
-        if rtype.namespaced and self.find("", "namespaces", None, namespace) is None:
+    def _check_namespace(self, rtype: ResourceType, namespace, name=""):
+        """The NamespaceLifecycle admission plugin: no creation in a missing or terminating namespace."""
+        if not rtype.namespaced:
+            return
+        found = self.find("", "namespaces", None, namespace)
+        if found is None:
             raise errors.namespace_not_found(namespace)
+        if found["metadata"].get("deletionTimestamp"):
+            raise errors.namespace_terminating(rtype, name, namespace)
 
     def _validate_name(self, rtype: ResourceType, obj: dict) -> list[Cause]:
         name = obj["metadata"].get("name")
@@ -256,11 +270,14 @@ class Store:
                 meta.pop(key, None)
             if rtype.has_status and not (rtype.group == "" and rtype.plural == "namespaces"):
                 obj.pop("status", None)
-            self._check_namespace(rtype, namespace)
+            self.reap()
+            self._check_namespace(rtype, namespace, meta.get("name") or "")
             self._admit(rtype, obj, None, ctx, "CREATE")
             key = (namespace or "", meta["name"])
             if key in self._bucket(rtype):
-                raise errors.already_exists(rtype, meta["name"])
+                existing = self._bucket(rtype)[key]
+                raise errors.already_exists(rtype, meta["name"],
+                                            being_deleted=bool(existing["metadata"].get("deletionTimestamp")))
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now()
             if rtype.is_custom or rtype.group not in _NO_GENERATION_GROUPS:
@@ -365,6 +382,7 @@ class Store:
 
     def update(self, rtype: ResourceType, namespace, name, body: dict, ctx: WriteContext) -> dict:
         with self.lock:
+            self.reap()
             if not isinstance(body, dict):
                 raise errors.bad_request("Object 'Kind' is missing in the request body")
             old = self._bucket(rtype).get((namespace or "", name))
@@ -452,6 +470,7 @@ class Store:
 
     def patch(self, rtype: ResourceType, namespace, name, patch_type: str, raw: bytes, ctx: WriteContext) -> dict:
         with self.lock:
+            self.reap()
             patch_type = (patch_type or "").split(";")[0].strip()
             if patch_type == APPLY_PATCH:
                 return self.apply(rtype, namespace, name, raw, ctx)
@@ -568,31 +587,75 @@ class Store:
     # ------------------------------------------------------------------ deletes
     def delete(self, rtype: ResourceType, namespace, name, ctx: WriteContext) -> dict:
         with self.lock:
+            self.reap()
             key = (namespace or "", name)
             old = self._bucket(rtype).get(key)
             if old is None:
                 raise errors.not_found(rtype, name)
             for hook in self.admission_hooks:
                 hook(self, rtype, None, old, ctx, "DELETE")
+            if rtype.group == "" and rtype.plural == "namespaces":
+                return self._delete_namespace(rtype, old, ctx)
             answer = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                       "details": {"name": name, **({"group": rtype.group} if rtype.group else {}),
                                   "kind": rtype.plural, "uid": old["metadata"]["uid"]}}
-            if rtype.group == "" and rtype.plural in ("namespaces", "pods"):
+            if rtype.group == "" and rtype.plural == "pods":
                 answer = deep_copy(self._as_version(rtype, old))
                 answer["metadata"]["deletionTimestamp"] = now()
-                if rtype.plural == "namespaces":
-                    answer["status"] = {"phase": "Terminating"}
             if ctx.dry_run:
                 return answer
             del self._bucket(rtype)[key]
             self.resource_version += 1
-            if rtype.group == "" and rtype.plural == "namespaces":
-                self._empty_namespace(name)
             if rtype.group == "apiextensions.k8s.io" and rtype.plural == "customresourcedefinitions":
                 self._drop_crd(old)
             for hook in self.after_write_hooks:
                 hook(self, rtype, None, old)
             return answer
+
+    def _delete_namespace(self, rtype: ResourceType, old: dict, ctx: WriteContext) -> dict:
+        """kube-apiserver's namespace deletion (stored-forms/namespace-deletion.json): 200 with the
+        namespace in phase Terminating (deletionTimestamp set, finalizer `kubernetes` kept); the
+        namespace controller empties and removes it later (`namespace_deletion_delay` seconds).
+        Deleting a namespace that is already terminating answers it as it is."""
+        name = old["metadata"]["name"]
+        if old["metadata"].get("deletionTimestamp"):
+            return self._as_version(rtype, old)
+        new = dict(old, metadata=dict(old["metadata"], deletionTimestamp=now()), status={"phase": "Terminating"})
+        if ctx.dry_run:
+            return deep_copy(new)
+        if self.namespace_deletion_delay <= 0:
+            self._finalize_namespace(name, new)
+            return deep_copy(new)
+        new["metadata"]["resourceVersion"] = self.next_rv()
+        self._bucket(rtype)[("", name)] = new
+        self.terminating[name] = time.monotonic() + self.namespace_deletion_delay
+        timer = threading.Timer(self.namespace_deletion_delay + 0.01, self.reap)
+        timer.daemon = True
+        timer.start()
+        for hook in self.after_write_hooks:
+            hook(self, rtype, new, old)
+        return deep_copy(new)
+
+    def reap(self) -> None:
+        """The namespace controller: remove the terminating namespaces whose time has come, with their contents."""
+        if not self.terminating:
+            return
+        with self.lock:
+            clock = time.monotonic()
+            for name, due in sorted(self.terminating.items()):
+                if due <= clock:
+                    del self.terminating[name]
+                    namespace = self.find("", "namespaces", None, name)
+                    if namespace is not None:
+                        self._finalize_namespace(name, namespace)
+
+    def _finalize_namespace(self, name: str, namespace: dict) -> None:
+        rtype = self.type_for("", "v1", "namespaces")
+        self._bucket(rtype).pop(("", name), None)
+        self.resource_version += 1
+        self._empty_namespace(name)
+        for hook in self.after_write_hooks:
+            hook(self, rtype, None, namespace)
 
     def _empty_namespace(self, namespace: str) -> None:
         for bucket in self.objects.values():
@@ -765,7 +828,7 @@ def apply_builtin_defaults(store: Store, rtype: ResourceType, obj: dict, old) ->
     if group == "" and plural == "namespaces":
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         obj["spec"] = obj.get("spec") or {"finalizers": ["kubernetes"]}
-        obj["status"] = {"phase": "Active"}
+        obj["status"] = {"phase": "Terminating" if obj["metadata"].get("deletionTimestamp") else "Active"}
     elif group == "" and plural == "secrets":
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None) or {}

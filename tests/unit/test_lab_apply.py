@@ -1,24 +1,36 @@
-"""plugins/filter/lab_apply.py: which manifests a re-run must apply."""
+"""plugins/module_utils/istio_lab/manifests.py (module lab_manifests): which
+manifests a re-run must apply, and why (missing, changed, drifted)."""
 
 import copy
-import sys
 from pathlib import Path
 
+import ansible.module_utils
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "plugins" / "filter"))
-from lab_apply import (  # noqa: E402
+if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
+    ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
+
+from ansible.module_utils.istio_lab.manifests import (  # noqa: E402
     APPLIED_HASH,
-    FilterModule,
-    lab_applied_hash,
-    lab_apply_needed,
-    lab_apply_reason,
-    lab_contains,
-    lab_live_queries,
-    lab_with_applied_hash,
+    applied_hash,
+    apply_reason,
+    contains,
+    with_applied_hash,
 )
+
+
+def stamp_all(manifests):
+    return [with_applied_hash(m) for m in manifests]
+
+
+def needed(manifests, live):
+    """The manifests apply_reason says must be applied, given the live objects."""
+    index = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in live}
+    return [m for m in manifests
+            if apply_reason(m, index.get((m["kind"], m["metadata"].get("namespace", ""), m["metadata"]["name"])))]
+
 
 SERVICE = {
     "apiVersion": "v1", "kind": "Service",
@@ -54,81 +66,55 @@ def live_of(manifest):
 
 @pytest.fixture
 def stamped():
-    return lab_with_applied_hash([NAMESPACE, SERVICE, DEPLOYMENT])
+    return stamp_all([NAMESPACE, SERVICE, DEPLOYMENT])
 
 
-def test_the_filters_are_registered():
-    assert set(FilterModule().filters()) == {"lab_applied_hash", "lab_with_applied_hash", "lab_live_queries",
-                                             "lab_apply_needed"}
+def test_the_filters_are_gone():
+    """The decision lives in the module now: no filter plugin duplicates it."""
+    assert not (REPO / "plugins" / "filter" / "lab_apply.py").exists()
 
 
 def test_the_hash_is_stable_and_ignores_its_own_annotation(stamped):
-    assert lab_applied_hash(SERVICE) == lab_applied_hash(copy.deepcopy(SERVICE))
-    assert lab_applied_hash(SERVICE).startswith("sha256:")
-    assert stamped[1]["metadata"]["annotations"] == {APPLIED_HASH: lab_applied_hash(SERVICE)}
-    assert lab_applied_hash(stamped[1]) == lab_applied_hash(SERVICE)
+    assert applied_hash(SERVICE) == applied_hash(copy.deepcopy(SERVICE))
+    assert applied_hash(SERVICE).startswith("sha256:")
+    assert stamped[1]["metadata"]["annotations"] == {APPLIED_HASH: applied_hash(SERVICE)}
+    assert applied_hash(stamped[1]) == applied_hash(SERVICE)
     reordered = dict(reversed(list(SERVICE.items())))
-    assert lab_applied_hash(reordered) == lab_applied_hash(SERVICE)
+    assert applied_hash(reordered) == applied_hash(SERVICE)
     assert SERVICE["metadata"].get("annotations") is None, "the input is left alone"
 
 
 def test_existing_annotations_are_kept():
     manifest = {**NAMESPACE, "metadata": {"name": "x", "annotations": {"a": "b"}}}
-    assert lab_with_applied_hash([manifest])[0]["metadata"]["annotations"] == {
-        "a": "b", APPLIED_HASH: lab_applied_hash(manifest)}
-
-
-def test_one_list_per_kind_and_namespace(stamped):
-    second = copy.deepcopy(SERVICE)
-    second["metadata"]["name"] = "other"
-    assert lab_live_queries(stamped + [second]) == [
-        {"api_version": "v1", "kind": "Namespace", "namespace": ""},
-        {"api_version": "v1", "kind": "Service", "namespace": "microservice"},
-        {"api_version": "apps/v1", "kind": "Deployment", "namespace": "microservice"},
-    ]
+    assert with_applied_hash(manifest)["metadata"]["annotations"] == {
+        "a": "b", APPLIED_HASH: applied_hash(manifest)}
 
 
 def test_a_rerun_where_nothing_differs_applies_nothing(stamped):
-    assert lab_apply_needed(stamped, [live_of(m) for m in stamped]) == []
-
-
-def test_k8s_info_results_are_accepted(stamped):
-    looped = {"results": [{"item": {}, "resources": [live_of(m)], "api_found": True} for m in stamped]}
-    assert lab_apply_needed(stamped, looped) == []
-    assert lab_apply_needed(stamped, looped["results"]) == []
-    assert lab_apply_needed(stamped, {"resources": [live_of(stamped[0])]}) == stamped[1:]
-    assert lab_apply_needed(stamped, {"skipped": True}) == stamped
+    assert needed(stamped, [live_of(m) for m in stamped]) == []
 
 
 def test_missing_objects_are_applied(stamped):
     live = [live_of(m) for m in stamped[:2]]
-    assert lab_apply_needed(stamped, live) == [stamped[2]]
-    assert lab_apply_reason(stamped[2], None) == "missing"
-
-
-def test_an_object_of_another_namespace_or_group_is_not_the_one(stamped):
-    elsewhere = live_of(stamped[1])
-    elsewhere["metadata"]["namespace"] = "default"
-    other_group = live_of(stamped[2])
-    other_group["apiVersion"] = "extensions/v1beta1"
-    assert lab_apply_needed(stamped[1:], [elsewhere, other_group]) == stamped[1:]
+    assert needed(stamped, live) == [stamped[2]]
+    assert apply_reason(stamped[2], None) == "missing"
 
 
 def test_a_changed_manifest_is_applied_even_when_a_field_was_only_removed(stamped):
     live = [live_of(m) for m in stamped]
     trimmed = copy.deepcopy(SERVICE)
     del trimmed["spec"]["selector"]
-    desired = lab_with_applied_hash([trimmed])
+    desired = stamp_all([trimmed])
     # desired ⊆ live still holds: only the hash tells the field went away.
-    assert lab_contains(live[1], trimmed)
-    assert lab_apply_needed(desired, live) == desired
-    assert lab_apply_reason(desired[0], live[1]) == "changed"
+    assert contains(live[1], trimmed)
+    assert needed(desired, live) == desired
+    assert apply_reason(desired[0], live[1]) == "changed"
 
 
 def test_a_live_object_without_the_hash_is_applied_once(stamped):
     live = live_of(stamped[1])
     del live["metadata"]["annotations"]
-    assert lab_apply_reason(stamped[1], live) == "changed"
+    assert apply_reason(stamped[1], live) == "changed"
 
 
 @pytest.mark.parametrize("edit", [
@@ -141,8 +127,8 @@ def test_a_live_object_without_the_hash_is_applied_once(stamped):
 def test_an_edited_live_field_istio_lab_sets_is_drift(stamped, edit):
     live = live_of(stamped[1])
     edit(live)
-    assert lab_apply_reason(stamped[1], live) == "drifted"
-    assert lab_apply_needed(stamped, [live]) == stamped
+    assert apply_reason(stamped[1], live) == "drifted"
+    assert needed(stamped, [live]) == stamped
 
 
 @pytest.mark.parametrize("edit", [
@@ -153,7 +139,7 @@ def test_an_edited_live_field_istio_lab_sets_is_drift(stamped, edit):
 def test_deployment_drift(stamped, edit):
     live = live_of(stamped[2])
     edit(live)
-    assert lab_apply_reason(stamped[2], live) == "drifted"
+    assert apply_reason(stamped[2], live) == "drifted"
 
 
 def test_what_others_add_is_not_drift(stamped):
@@ -161,33 +147,35 @@ def test_what_others_add_is_not_drift(stamped):
     live["metadata"]["labels"]["team"] = "a"
     live["metadata"]["annotations"]["note"] = "b"
     live["spec"]["ports"].append({"name": "extra", "port": 9000, "protocol": "TCP"})
-    assert lab_apply_reason(stamped[1], live) == ""
+    assert apply_reason(stamped[1], live) == ""
 
 
 def test_contains_rules():
-    assert lab_contains({"a": 1}, {"a": None})
-    assert lab_contains({}, {"a": {}, "b": [], "c": None})
-    assert not lab_contains({}, {"a": {"b": 1}})
-    assert lab_contains({"port": "8080"}, {"port": 8080})
-    assert lab_contains({"x": 1.0}, {"x": 1})
-    assert not lab_contains({"x": "true"}, {"x": True})
-    assert not lab_contains({"x": 1}, {"x": True})
-    assert not lab_contains({"x": ["a", "b", "c"]}, {"x": ["a", "b"]})
-    assert not lab_contains({"x": ["b", "a"]}, {"x": ["a", "b"]})
-    assert lab_contains({"x": [{"n": 1, "p": 2}, {"n": 2}, {"n": 3}]}, {"x": [{"n": 1}, {"n": 3}]})
-    assert not lab_contains({"x": [{"n": 3}, {"n": 1}]}, {"x": [{"n": 1}, {"n": 3}]})
-    assert not lab_contains({"x": "a"}, {"x": {"a": 1}})
-    assert lab_contains({"s": "\U0001F510mTLS"}, {"s": "\U0001F510mTLS"})
+    assert contains({"a": 1}, {"a": None})
+    assert contains({}, {"a": {}, "b": [], "c": None})
+    assert not contains({}, {"a": {"b": 1}})
+    assert contains({"port": "8080"}, {"port": 8080})
+    assert contains({"x": 1.0}, {"x": 1})
+    assert not contains({"x": "true"}, {"x": True})
+    assert not contains({"x": 1}, {"x": True})
+    assert not contains({"x": ["a", "b", "c"]}, {"x": ["a", "b"]})
+    assert not contains({"x": ["b", "a"]}, {"x": ["a", "b"]})
+    assert contains({"x": [{"n": 1, "p": 2}, {"n": 2}, {"n": 3}]}, {"x": [{"n": 1}, {"n": 3}]})
+    assert not contains({"x": [{"n": 3}, {"n": 1}]}, {"x": [{"n": 1}, {"n": 3}]})
+    assert not contains({"x": "a"}, {"x": {"a": 1}})
+    assert contains({"s": "\U0001F510mTLS"}, {"s": "\U0001F510mTLS"})
 
 
-def test_without_annotation_only_the_subset_counts():
+def test_a_secret_gets_no_hash_and_only_the_subset_counts():
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
               "data": {"password": "cHc="}}
+    assert with_applied_hash(secret) is secret
     live = copy.deepcopy(secret)
     live["metadata"]["uid"] = "1"
-    assert lab_apply_needed([secret], [live], "") == []
+    assert needed([secret], [live]) == []
     live["data"]["password"] = "b3RoZXI="
-    assert lab_apply_needed([secret], [live], "") == [secret]
+    assert needed([secret], [live]) == [secret]
+    assert apply_reason(secret, live) == "drifted"
 
 
 @pytest.fixture
@@ -198,9 +186,9 @@ def upstream(shared_dir):
 
 
 def test_the_upstream_manifests_as_stored_need_nothing(upstream):
-    stamped = lab_with_applied_hash(upstream)
+    stamped = stamp_all(upstream)
     live = copy.deepcopy(stamped)
     for obj in live:
         obj["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
-    assert lab_apply_needed(stamped, live) == []
-    assert len({lab_applied_hash(m) for m in stamped}) == len(stamped)
+    assert needed(stamped, live) == []
+    assert len({applied_hash(m) for m in stamped}) == len(stamped)

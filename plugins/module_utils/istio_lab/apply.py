@@ -1,6 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The apply engine of istio_gateway, istio_virtual_service,
-istio_destination_rule and istio_routes (all three kinds in one task).
+istio_destination_rule, istio_service_entry and istio_routes (every route
+kind in one task).
 
 One task = one process = one connection: one LIST per kind and namespace
 scope gives the live objects (no per-object GET), the comparison decides
@@ -413,10 +414,12 @@ def apply(client, kind, params, check_mode=False, want_diff=False):
     return result
 
 
-# istio_routes' options, in dependency order: a VirtualService names
-# Gateways, and DestinationRules take effect for the hosts routes send to.
-ROUTE_KINDS = (("gateways", "Gateway"), ("virtual_services", "VirtualService"),
-               ("destination_rules", "DestinationRule"))
+# istio_routes' options, in dependency order: a ServiceEntry adds the
+# external hosts routes and rules may name (and that an egress Gateway
+# admits) to the mesh's registry, a VirtualService names Gateways, and
+# DestinationRules take effect for the hosts routes send to.
+ROUTE_KINDS = (("service_entries", "ServiceEntry"), ("gateways", "Gateway"),
+               ("virtual_services", "VirtualService"), ("destination_rules", "DestinationRule"))
 
 
 def _gateways_after(live, plans):
@@ -432,14 +435,15 @@ def _gateways_after(live, plans):
 
 
 def apply_routes(client, params, check_mode=False, want_diff=False):
-    """istio_routes: Gateways, VirtualServices and DestinationRules of one
-    task, one LIST per kind (the Gateway LIST also serves the
-    VirtualServices' gateway references, and the task's own Gateways count as
-    they will be), every object of every kind validated before the first
-    write. Creates and updates go in dependency order (Gateways,
-    VirtualServices, DestinationRules), then deletions in reverse order, so
-    that nothing is left referring to an object not yet written or already
-    removed. The module's result (without api_requests)."""
+    """istio_routes: ServiceEntries, Gateways, VirtualServices and
+    DestinationRules of one task, one LIST per kind (the Gateway LIST also
+    serves the VirtualServices' gateway references, and the task's own
+    Gateways count as they will be), every object of every kind validated
+    before the first write. Creates and updates go in dependency order
+    (ROUTE_KINDS: ServiceEntries, Gateways, VirtualServices,
+    DestinationRules), then deletions in reverse order, so that nothing is
+    left referring to an object not yet written or already removed. The
+    module's result (without api_requests)."""
     options = {kind: option for option, kind in ROUTE_KINDS}
     definitions = {kind: object_definitions({**params, "definitions": params.get(option) or []})
                    for option, kind in ROUTE_KINDS}
@@ -454,6 +458,8 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
         raise ApplyFailed(Applier._problem_message(problems), problems)
 
     plans = {}
+    if "ServiceEntry" in appliers:
+        plans["ServiceEntry"] = appliers["ServiceEntry"].plan(definitions["ServiceEntry"])
     if "VirtualService" in appliers:
         plans["VirtualService"] = appliers["VirtualService"].plan(definitions["VirtualService"])
     gateways = None  # the VirtualServices' check lists the Gateways itself
@@ -518,7 +524,7 @@ def run_guarded(module, work):
 
 
 def run_resource_module(module, kind):
-    """main() of the three resource modules."""
+    """main() of the single-kind resource modules."""
     run_guarded(module, lambda client: apply(client, kind, module.params, module.check_mode, module._diff))
 
 

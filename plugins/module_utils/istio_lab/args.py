@@ -51,11 +51,11 @@ ROUTES_ARGS = {
     **{key: copy.deepcopy(RESOURCE_ARGS[key])
        for key in ("namespace", "labels", "annotations", "state", "api_version", "validate", "adopt")},
     **{option: copy.deepcopy(RESOURCE_ARGS["definitions"])
-       for option in ("gateways", "virtual_services", "destination_rules")},
+       for option in ("service_entries", "gateways", "virtual_services", "destination_rules")},
 }
 
 ROUTES_MODULE_KWARGS = {
-    "required_one_of": [("gateways", "virtual_services", "destination_rules")],
+    "required_one_of": [("service_entries", "gateways", "virtual_services", "destination_rules")],
     "supports_check_mode": True,
 }
 
@@ -82,3 +82,13 @@ def route_info_argument_spec():
 
 def routes_argument_spec():
     return {**copy.deepcopy(CONNECTION_ARGS), **copy.deepcopy(ROUTES_ARGS)}
+
+
+CLUSTER_INFO_ARGS = {
+    "kube_proxy": {"type": "bool", "default": True},
+    "nodes": {"type": "bool", "default": True},
+}
+
+
+def cluster_info_argument_spec():
+    return {**copy.deepcopy(CONNECTION_ARGS), **copy.deepcopy(CLUSTER_INFO_ARGS)}

@@ -273,10 +273,13 @@ class Chapters:
                 raise
 
     def wait_gone(self, objects, timeout, interval):
+        """Poll until the objects are gone: a deleted namespace stays (Terminating) until the namespace
+        controller has emptied it, seconds on an idle cluster. Polls soon, then every `interval` at most."""
         deadline = time.monotonic() + timeout
         pending = {(o["apiVersion"], o["kind"]): set() for o in objects}
         for obj in objects:
             pending[(obj["apiVersion"], obj["kind"])].add(ref(obj))
+        pause = min(0.2, interval)
         while True:
             for key in list(pending):
                 try:
@@ -292,7 +295,24 @@ class Chapters:
             if time.monotonic() > deadline:
                 left = sorted("/".join(filter(None, r)) for refs in pending.values() for r in refs)
                 raise ChapterError(f"still there after {timeout}s: {', '.join(left)}")
-            time.sleep(interval)
+            time.sleep(pause)
+            pause = min(pause * 2, interval)
+
+    def wait_namespaces_gone(self, names, timeout, interval=1.0):
+        """Wait until these (terminating) namespaces read 404: nothing can be created in a namespace
+        while it terminates (403 NamespaceTerminating), nor the namespace itself (409)."""
+        deadline = time.monotonic() + timeout
+        pause = min(0.2, interval)
+        left = sorted(names)
+        while left:
+            left = [n for n in left if self.api.get(NAMESPACE, None, n) is not None]
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise ChapterError(f"namespace(s) {', '.join(left)} still terminating after {timeout}s: "
+                                   "wait until they are gone (kubectl get ns), then run the restore again")
+            time.sleep(pause)
+            pause = min(pause * 2, interval)
 
     # ---- cluster identity ----------------------------------------------------------------------------------
     def cluster_identity(self, name):
@@ -384,12 +404,26 @@ class Chapters:
             raise ChapterError(f"refusing the save in {directory}: " + "; ".join(problems))
         return creation_order(objects)
 
-    def restore(self, chapter, directory, cluster, force=False):
-        """Apply a verified save: create what is missing, replace what differs, leave identical objects alone."""
+    def restore(self, chapter, directory, cluster, force=False, wait_timeout=300):
+        """Apply a verified save: create what is missing, replace what differs, leave identical objects alone.
+
+        A namespace of the save that is still terminating (a reset that did not wait, a `kubectl delete
+        ns`) is waited for until it is gone, then created again: restoring into it would be refused."""
         objects = self.verify(chapter, directory, cluster, force)
+        involved = {ref(o)[2] for o in objects if o["kind"] == "Namespace"} | {ref(o)[1] for o in objects if ref(o)[1]}
+        terminating = []
+        for name in sorted(involved):
+            live = self.api.get(NAMESPACE, None, name)
+            if live is not None and live["metadata"].get("deletionTimestamp"):
+                terminating.append(name)
+        if terminating and not self.check_mode:
+            self.wait_namespaces_gone(terminating, wait_timeout)
         plan, missing_types = [], set()
         for obj in objects:  # every read before the first write: a cluster that cannot take the save is refused
             kind, namespace, name = ref(obj)
+            if self.check_mode and (namespace in terminating or (kind == "Namespace" and name in terminating)):
+                plan.append((obj, None))  # gone by the time a real run writes
+                continue
             try:
                 plan.append((obj, self.api.get(kind_of(obj), namespace, name)))
             except NotServed:
@@ -399,7 +433,7 @@ class Chapters:
                                + ": build the platform (Istio CRDs) before restoring")
         saved_namespaces = {ref(o)[2] for o in objects if o["kind"] == "Namespace"}
         needed = {ref(o)[1] for o in objects if ref(o)[1]} - saved_namespaces
-        absent = sorted(n for n in needed if self.api.get(NAMESPACE, None, n) is None)
+        absent = sorted(n for n in needed if n in terminating or self.api.get(NAMESPACE, None, n) is None)
         if absent:
             raise ChapterError(f"namespace(s) {', '.join(absent)} missing: build the platform before restoring")
         rows, changed = [], False

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import types
+from urllib.parse import urlencode
 
 try:
     import urllib3
@@ -60,13 +61,14 @@ class _Kubernetes:
             sys.modules["kubernetes.client"].ApiClient = _api_client_on_demand
         from kubernetes.client.configuration import Configuration
         from kubernetes.client.exceptions import ApiException
-        from kubernetes.client.rest import RESTClientObject
+        from kubernetes.client.rest import RESTClientObject, RESTResponse
         from kubernetes.config import incluster_config, kube_config
         from kubernetes.config.config_exception import ConfigException
 
         self.Configuration = Configuration
         self.ApiException = ApiException
         self.RESTClientObject = RESTClientObject
+        self.RESTResponse = RESTResponse
         self.kube_config = kube_config
         self.incluster_config = incluster_config
         self.ConfigException = ConfigException
@@ -190,12 +192,15 @@ class KubeClient:
         with self._counts_lock:  # writes run in parallel threads
             self.counts[verb] = self.counts.get(verb, 0) + 1
 
-    def request(self, verb, method, path, query=None, body=None):
+    def request(self, verb, method, path, query=None, body=None, content_type=None):
         """Send one request and return the decoded JSON answer. `verb` is the
-        Kubernetes verb counted in `api_requests` (get, list, create...)."""
+        Kubernetes verb counted in `api_requests` (get, list, create...).
+        A `body` of bytes is sent as it is, with `content_type` (a server-side
+        apply's UTF-8 JSON: the kubernetes library would re-encode it with
+        \\u escapes, which the API server's apply decoder refuses)."""
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type or "application/json"
         last = self.tries - 1
         for attempt in range(self.tries):
             self._count(verb)
@@ -204,15 +209,18 @@ class KubeClient:
             if token:
                 headers["Authorization"] = token
             try:
-                response = self.rest.request(
-                    method,
-                    self.server + path,
-                    query_params=list(query or []),
-                    headers=headers,
-                    body=body,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
+                if isinstance(body, bytes):
+                    response = self._send_bytes(method, path, query, headers, body)
+                else:
+                    response = self.rest.request(
+                        method,
+                        self.server + path,
+                        query_params=list(query or []),
+                        headers=headers,
+                        body=body,
+                        _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    )
                 return _decode(response.data) or {}
             except self.lib.ApiException as exc:
                 if exc.status in TRANSIENT_STATUSES and attempt < last:
@@ -229,6 +237,19 @@ class KubeClient:
                     f" (tried {self.tries} times). Is the cluster up and the kubeconfig the lab's?"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_bytes(self, method, path, query, headers, body):
+        """The REST layer's request, for a body already serialized: through
+        the same connection pool, answering errors with the same ApiException."""
+        url = self.server + path
+        if query:
+            url += "?" + urlencode(list(query))
+        response = self.rest.pool_manager.request(
+            method, url, body=body, headers=headers, preload_content=False,
+            timeout=urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1]))
+        if not 200 <= response.status <= 299:
+            raise self.lib.ApiException(http_resp=self.lib.RESTResponse(response))
+        return response
 
     def _status_error(self, exc, method, path, attempts):
         body = _decode(exc.body)

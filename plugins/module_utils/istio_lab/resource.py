@@ -18,6 +18,7 @@ PLURALS = {
     "Gateway": "gateways",
     "VirtualService": "virtualservices",
     "DestinationRule": "destinationrules",
+    "ServiceEntry": "serviceentries",
 }
 
 
@@ -25,22 +26,24 @@ class NotServed(KubeError):
     """The cluster does not serve the kind (its CRD is not installed)."""
 
 
-def list_objects(client, base, plural, namespaces, kind):
+def list_objects(client, base, plural, namespaces, kind, label_selector=None):
     """Every object of one kind in `namespaces` (None: all namespaces), keyed
     by (namespace, name), in as few LIST requests as the scope allows: one for
     one namespace or for all; several namespaces use one cluster-wide LIST and
     fall back to one LIST per namespace when the credentials may not list
-    cluster-wide (a student's ServiceAccount)."""
+    cluster-wide (a student's ServiceAccount). `label_selector` (a string
+    such as ``app.kubernetes.io/managed-by=istio-lab``) narrows every LIST."""
+    query = [("labelSelector", label_selector)] if label_selector else None
     if namespaces is not None and len(namespaces) == 1:
         paths = [f"{base}/namespaces/{next(iter(namespaces))}/{plural}"]
     else:
         paths = [f"{base}/{plural}"]
     try:
-        items = _list_paths(client, paths, kind)
+        items = _list_paths(client, paths, kind, query)
     except ApiStatusError as exc:
         if exc.status != 403 or namespaces is None or len(paths) == len(namespaces):
             raise
-        items = _list_paths(client, [f"{base}/namespaces/{ns}/{plural}" for ns in sorted(namespaces)], kind)
+        items = _list_paths(client, [f"{base}/namespaces/{ns}/{plural}" for ns in sorted(namespaces)], kind, query)
     found = {}
     for item in items:
         meta = item.get("metadata", {})
@@ -49,10 +52,10 @@ def list_objects(client, base, plural, namespaces, kind):
     return found
 
 
-def _list_paths(client, paths, kind):
+def _list_paths(client, paths, kind, query=None):
     items = []
     for path in paths:
-        answer = client.request("list", "GET", path)
+        answer = client.request("list", "GET", path, query)
         api_version = answer.get("apiVersion", "")
         for item in answer.get("items", []):
             # core lists leave kind/apiVersion out of their items
@@ -155,11 +158,13 @@ class IstioResource:
 
 
 def read_route_table(client, namespaces=None, api_version=DEFAULT_API_VERSION):
-    """Read Gateways, VirtualServices, DestinationRules and Services (one
-    LIST each per scope) and compute the route table (routes.route_table)."""
+    """Read Gateways, VirtualServices, DestinationRules, ServiceEntries and
+    Services (one LIST each per scope) and compute the route table
+    (routes.route_table)."""
     from ansible.module_utils.istio_lab.routes import route_table
 
     scope = set(namespaces) if namespaces else None
     read = {kind: list(IstioResource(client, kind, api_version).list(scope).values()) for kind in PLURALS}
     services = list(list_objects(client, "/api/v1", "services", scope, "Service").values())
-    return route_table(read["Gateway"], read["VirtualService"], services, read["DestinationRule"])
+    return route_table(read["Gateway"], read["VirtualService"], services, read["DestinationRule"],
+                       read["ServiceEntry"])

@@ -6,8 +6,10 @@
    asked for strict validation, so the structural schema is turned into a
    JSON schema where an object with `properties` (and no
    x-kubernetes-preserve-unknown-fields) admits nothing else.
-2. Istio's own rules that the schema does not express, within one object
-   (ports and protocols, TLS credentials, weights, subsets).
+2. Istio's own rules that the schema does not express, within one object:
+   every rule of istiod's validation for Gateway, VirtualService,
+   DestinationRule and ServiceEntry (validate_routing.py,
+   validate_service_entry.py; the catalogue is validate_common.RULES).
 3. Cross-object rules (gateway references, hosts admitted by the gateways'
    servers), which `validate: warn` may relax to warnings.
 
@@ -20,60 +22,34 @@ import difflib
 import importlib.util
 import re
 
+from ansible.module_utils.istio_lab.validate_common import (  # noqa: F401 (re-exported)
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    POLICY_RULES,
+    PROTOCOLS,
+    RULES,
+    Findings,
+    Problem,
+    field_path,
+    host_subset,
+    hosts_overlap,
+    object_name,
+    ref,
+)
+from ansible.module_utils.istio_lab.validate_routing import (  # noqa: F401 (re-exported)
+    MESH_GATEWAY,
+    TERMINATING_TLS_MODES,
+    destination_rule_problems,
+    gateway_problems,
+    virtual_service_problems,
+    weight_problems,
+)
+from ansible.module_utils.istio_lab.validate_service_entry import service_entry_problems
+
 # Imported only when a write needs the schema: a no-op run skips the cost.
 HAS_JSONSCHEMA = importlib.util.find_spec("jsonschema") is not None
-
-MESH_GATEWAY = "mesh"
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-# Gateway server protocols Istio accepts, by family: servers on one port and
-# a port's name must agree on the family.
-PROTOCOL_FAMILIES = {
-    "HTTP": "http",
-    "HTTP2": "http",
-    "GRPC": "http",
-    "GRPC-WEB": "http",
-    "HTTPS": "tls",
-    "TLS": "tls",
-    "TCP": "tcp",
-    "MONGO": "mongo",
-    "REDIS": "redis",
-    "MYSQL": "mysql",
-}
-# Server TLS modes that terminate TLS and so need a certificate.
-TERMINATING_TLS_MODES = {"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"}
-
-
-class Problem:
-    """One finding: the object, the field path, what is wrong."""
-
-    def __init__(self, obj, field, message):
-        self.object = obj
-        self.field = field
-        self.message = message
-
-    def __str__(self):
-        return f"{self.object}: {self.field}: {self.message}"
-
-    def __repr__(self):
-        return f"Problem({self})"
-
-    def as_dict(self):
-        return {"kind": self.object.split(" ", 1)[0], "object": self.object, "field": self.field,
-                "message": self.message}
-
-
-def ref(kind, namespace, name):
-    return f"{kind} {namespace}/{name}"
-
-
-def field_path(parts, root="spec"):
-    """deque(['http', 0, 'route', 1, 'weight']) -> spec.http[0].route[1].weight"""
-    text = root
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
+# Kept for callers of the old name.
+PROTOCOL_FAMILIES = PROTOCOLS
 
 
 # ---------------------------------------------------------------- schema
@@ -211,52 +187,21 @@ class SchemaValidator:
         return found
 
 
-def object_name(obj):
-    meta = obj.get("metadata", {})
-    return ref(obj.get("kind", "?"), meta.get("namespace", ""), meta.get("name", ""))
-
-
 def metadata_problems(obj):
     """Names the API server would refuse (422), found before any write."""
     meta = obj.get("metadata", {})
     name, namespace = meta.get("name") or "", meta.get("namespace") or ""
-    found = []
+    found = Findings(object_name(obj))
     if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
-        found.append(Problem(object_name(obj), "metadata.name", f"{name!r} is not a valid name (lowercase "
-                             "letters, digits, '-' and '.', starting and ending with a letter or digit)"))
+        found.add("name-dns", "metadata.name", f"{name!r} is not a valid name (lowercase letters, digits, '-' "
+                  "and '.', starting and ending with a letter or digit)")
     if not DNS_LABEL.match(namespace) or len(namespace) > 63:
-        found.append(Problem(object_name(obj), "metadata.namespace", f"{namespace!r} is not a valid namespace"))
+        found.add("namespace-dns", "metadata.namespace", f"{namespace!r} is not a valid namespace (lowercase "
+                  "letters, digits and '-')")
     return found
 
 
 # ---------------------------------------------------------------- hosts
-
-
-def hosts_overlap(a, b):
-    """Istio's host.Name.Matches: equal names, or a wildcard (`*`,
-    `*.example.com`) covering the other name or wildcard."""
-    a, b = a.lower(), b.lower()
-    if a == b:
-        return True
-    a_wild, b_wild = a.startswith("*"), b.startswith("*")
-    if a_wild and b_wild:
-        return a[1:].endswith(b[1:]) or b[1:].endswith(a[1:])
-    if a_wild:
-        return b.endswith(a[1:])
-    if b_wild:
-        return a.endswith(b[1:])
-    return False
-
-
-def host_subset(a, b):
-    """Istio's host.Name.SubsetOf: every name `a` covers, `b` covers too."""
-    a, b = a.lower(), b.lower()
-    if a == b:
-        return True
-    if not b.startswith("*"):
-        return False
-    suffix = b[1:]
-    return (a[1:] if a.startswith("*") else a).endswith(suffix)
 
 
 def split_server_host(server_host):
@@ -310,125 +255,18 @@ def gateway_references(vs):
 
 # ---------------------------------------------------------------- Istio rules, one object
 
-
-def gateway_problems(gateway):
-    name = object_name(gateway)
-    found = []
-    by_name = {}
-    by_number = {}
-    for i, server in enumerate((gateway.get("spec") or {}).get("servers") or []):
-        path = f"spec.servers[{i}]"
-        port = server.get("port") or {}
-        protocol = str(port.get("protocol", "")).upper()
-        family = PROTOCOL_FAMILIES.get(protocol)
-        if family is None:
-            found.append(Problem(name, f"{path}.port.protocol", f"unsupported protocol {port.get('protocol')!r}; "
-                                 f"use one of {', '.join(PROTOCOL_FAMILIES)}"))
-        port_name = port.get("name")
-        if port_name:
-            if port_name in by_name:
-                found.append(Problem(name, f"{path}.port.name", f"port name {port_name!r} is already used by "
-                                     f"{by_name[port_name]}: port names must be unique in a Gateway"))
-            by_name.setdefault(port_name, path)
-            named_family = PROTOCOL_FAMILIES.get(port_name.split("-", 1)[0].upper())
-            if family and named_family and named_family != family:
-                found.append(Problem(name, f"{path}.port.name", f"port name {port_name!r} says "
-                                     f"{port_name.split('-', 1)[0].upper()} but the protocol is {protocol}"))
-        number = port.get("number")
-        if family and number is not None:
-            other = by_number.setdefault(number, (family, protocol, path))
-            if other[0] != family:
-                found.append(Problem(name, f"{path}.port.protocol", f"port {number} is {other[1]} in {other[2]} "
-                                     f"and {protocol} here: servers on one port must agree"))
-        found += _server_tls_problems(name, path, protocol, server.get("tls"))
-    return found
-
-
-def _server_tls_problems(name, path, protocol, tls):
-    if protocol in ("HTTPS", "TLS") and not tls:
-        return [Problem(name, f"{path}.tls", f"a {protocol} server needs tls settings (mode and credentialName)")]
-    if not tls:
-        return []
-    mode = str(tls.get("mode") or "PASSTHROUGH").upper()
-    has_credential = bool(tls.get("credentialName") or tls.get("credentialNames") or tls.get("tlsCertificates"))
-    has_files = bool(tls.get("serverCertificate") and tls.get("privateKey"))
-    if mode in TERMINATING_TLS_MODES and not (has_credential or has_files):
-        return [Problem(name, f"{path}.tls.credentialName", f"TLS mode {mode} terminates TLS and needs a certificate:"
-                        " set credentialName (a Secret in the gateway's namespace) or serverCertificate and "
-                        "privateKey")]
-    if mode == "MUTUAL" and not (has_credential or tls.get("caCertificates")):
-        return [Problem(name, f"{path}.tls.caCertificates", "TLS mode MUTUAL needs the client CA: set "
-                        "credentialName or caCertificates")]
-    return []
-
-
-def weight_problems(name, spec):
-    """Destination weights of each route must sum to 100 (one destination
-    may leave its weight out)."""
-    found = []
-    for kind in ("http", "tcp", "tls"):
-        for i, route in enumerate(spec.get(kind) or []):
-            destinations = route.get("route") or []
-            weights = [d.get("weight") for d in destinations]
-            if len(destinations) == 1 and weights[0] in (None, 0, 100):
-                continue
-            if not destinations:
-                continue
-            total = sum(w or 0 for w in weights)
-            if total != 100:
-                shown = " + ".join(str(w or 0) for w in weights)
-                last = f"spec.{kind}[{i}].route[{len(destinations) - 1}].weight"
-                found.append(Problem(name, last, f"the weights of spec.{kind}[{i}].route sum to {total} ({shown}); "
-                                     "they must sum to 100"))
-    return found
-
-
-def virtual_service_problems(vs):
-    return weight_problems(object_name(vs), vs.get("spec") or {})
-
-
-def _client_tls_problems(name, path, tls):
-    if not tls or str(tls.get("mode", "")).upper() != "MUTUAL":
-        return []
-    if tls.get("credentialName") or (tls.get("clientCertificate") and tls.get("privateKey")):
-        return []
-    return [Problem(name, f"{path}.credentialName", "TLS mode MUTUAL needs a client certificate: set credentialName "
-                    "or clientCertificate and privateKey")]
-
-
-def _traffic_policy_problems(name, path, policy):
-    if not policy:
-        return []
-    found = _client_tls_problems(name, f"{path}.tls", policy.get("tls"))
-    for j, setting in enumerate(policy.get("portLevelSettings") or []):
-        found += _client_tls_problems(name, f"{path}.portLevelSettings[{j}].tls", setting.get("tls"))
-    return found
-
-
-def destination_rule_problems(dr):
-    name = object_name(dr)
-    spec = dr.get("spec") or {}
-    found = _traffic_policy_problems(name, "spec.trafficPolicy", spec.get("trafficPolicy"))
-    seen = {}
-    for i, subset in enumerate(spec.get("subsets") or []):
-        subset_name = subset.get("name")
-        if subset_name in seen:
-            found.append(Problem(name, f"spec.subsets[{i}].name", f"subset {subset_name!r} is already defined by "
-                                 f"spec.subsets[{seen[subset_name]}]"))
-        seen.setdefault(subset_name, i)
-        found += _traffic_policy_problems(name, f"spec.subsets[{i}].trafficPolicy", subset.get("trafficPolicy"))
-    return found
-
-
 OBJECT_RULES = {
     "Gateway": gateway_problems,
     "VirtualService": virtual_service_problems,
     "DestinationRule": destination_rule_problems,
+    "ServiceEntry": service_entry_problems,
 }
 
 
 def object_problems(obj):
-    """Metadata and Istio's single-object rules; always errors."""
+    """Metadata and Istio's single-object rules of Gateways,
+    VirtualServices, DestinationRules and ServiceEntries; always errors.
+    Each problem carries its rule id (Problem.rule, see RULES)."""
     return metadata_problems(obj) + OBJECT_RULES[obj["kind"]](obj)
 
 

@@ -1,0 +1,213 @@
+"""The `site` scenario: what an instructor waits for before a lesson.
+
+`site.yml` for one lab, and `playbooks/classroom.yml` (every stage) for a class
+of labs, each lab on its own API double (a subprocess, TLS on loopback, with
+its simulated controllers), twice: the first build and the no-op re-run.
+Figures per run: wall time, the controller's CPU seconds (user + system of the
+whole ansible-playbook process tree: Ansible's workers and every module
+process, reaped by their parents; the doubles' and the Envoy stand-ins' CPU
+are not in it), and the requests every lab's API received (writes above all:
+a no-op re-run must send none).
+
+Boundaries, as in tests/api/test_site.py: istioctl is its test double
+(tests/bin/istioctl), pods "run" because the doubles' controllers say so, and
+the route probes go to local Envoy stand-ins (tests/verify_envoy.py) on the
+labs' 127.x ingress addresses.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from .harness import REPO, DoubleTarget, run_measured
+from .report import summarize_requests
+
+PHASES = ("first", "noop")
+# One lab: the pool and ingress IP of tests/api/test_site.py (127.0.0.1 is the doubles' node address).
+ONE_LAB_POOL = "127.242.0.10-127.242.0.20"
+ONE_LAB_INGRESS_IP = "127.242.0.10"
+ENVOY_ADDRESS = "127.242.1.1"
+# A class: the address plan hands each lab a pool and ingress IP from this range.
+CLASS_RANGE = "127.20.0.0/22"
+CLASS_DOMAIN = "lab.test"
+# Generous: a first classroom build on 2 cores takes minutes.
+RUN_TIMEOUT_S = 3600
+
+
+def _shared_dir() -> Path:
+    return Path(os.environ.get("ISTIO_LAB_SHARED") or REPO.parent / "shared").resolve()
+
+
+def _tests():
+    """The test helpers the scenario shares with tests/api/test_site.py (imported late: they need the repo on
+    sys.path, which `python -m bench.istio_lab_bench` from the root gives)."""
+    from tests import helpers, verify_envoy
+
+    return helpers, verify_envoy
+
+
+def envoy_routes(domain: str) -> dict:
+    """Answers like the ingress gateway once chapters 1-4 are routed (tests/api/test_site.py's stand-in)."""
+    _, verify_envoy = _tests()
+    return {"*": 200, f"prometheus-istio.{domain}": 200, f"grafana-istio.{domain}": 200,
+            f"kiali-istio.{domain}": verify_envoy.Answer(302, location="/kiali/"), f"zipkin-istio.{domain}": 200}
+
+
+def _environment(workdir: Path, repo: Path = REPO) -> dict:
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=str(repo / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
+               PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}", TMPDIR=str(workdir / "tmp"),
+               ISTIOCTL_DOUBLE_LOG=str(workdir / "istioctl.log"))
+    (workdir / "tmp").mkdir(exist_ok=True)
+    return env
+
+
+def _write_vars(workdir: Path, values: dict) -> Path:
+    path = workdir / "extra-vars.yml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def _playbook(playbook: str, workdir: Path, values: dict, inventory: Path | None = None) -> list[str]:
+    """ansible-playbook of `playbook` (relative to the tree it runs in) with `values` as extra vars."""
+    argv = [str(REPO / ".venv" / "bin" / "ansible-playbook"), playbook, "-e", f"@{_write_vars(workdir, values)}"]
+    return argv + (["-i", str(inventory)] if inventory else [])
+
+
+def _phase(measured, records_by_lab: dict[str, list[dict]]) -> dict:
+    requests = {lab: summarize_requests(records) for lab, records in records_by_lab.items()}
+    total = {key: sum(r[key] for r in requests.values())
+             for key in ("total", "reads", "writes", "dry_run_writes", "lists", "object_gets", "discovery")}
+    return {
+        "wall_s": measured.wall_s,
+        "cpu_s": measured.cpu_s,
+        "peak_rss_mib": measured.peak_rss_mib,
+        "requests": total,
+        "writes_by_lab": {lab: r["writes"] + r["dry_run_writes"] for lab, r in requests.items()},
+        "write_paths": sorted({f"{rec.get('method')} {rec.get('path', '').split('?')[0]}"
+                               for records in records_by_lab.values() for rec in records
+                               if rec.get("method", "GET").upper() in ("POST", "PUT", "PATCH", "DELETE")})[:40],
+        "recap_tail": measured.stdout[-1500:] if measured.returncode else "",
+        "returncode": measured.returncode,
+    }
+
+
+def _run_phases(argv: list[str], env: dict, targets: dict[str, DoubleTarget], label: str,
+                repo: Path = REPO) -> dict:
+    phases = {}
+    for phase in PHASES:
+        for target in targets.values():
+            target.reset()
+        measured = run_measured(argv, env, cwd=repo, timeout_s=RUN_TIMEOUT_S)
+        phases[phase] = _phase(measured, {lab: target.records() for lab, target in targets.items()})
+        print(f"  site {label} {phase}: {measured.wall_s:.1f}s wall, {measured.cpu_s:.1f} CPU-s, "
+              f"{phases[phase]['requests']['writes']} writes (rc {measured.returncode})", file=sys.stderr)
+        if measured.returncode != 0:
+            phases[phase]["output_tail"] = (measured.stdout[-3000:] + measured.stderr[-2000:])
+            break
+    return phases
+
+
+def one_lab(repo: Path = REPO, label: str = "1 lab") -> dict:
+    """site.yml of the tree `repo` for one lab on one double: first build, then the no-op re-run."""
+    helpers, verify_envoy = _tests()
+    with tempfile.TemporaryDirectory(prefix="istio-lab-site-") as tmp:
+        workdir = Path(tmp)
+        target = DoubleTarget(workdir)
+        try:
+            with verify_envoy.EnvoyLikeServer(ENVOY_ADDRESS, 0, envoy_routes("kubernets.cn")) as envoy:
+                values = helpers.platform_vars(
+                    _shared_dir() / "upstream", workdir, ONE_LAB_POOL, ONE_LAB_INGRESS_IP,
+                    cluster_provider="existing", lab_kubeconfig=str(target.kubeconfig),
+                    lab_verify_report_dir=str(workdir / "artifacts"), lab_verify_retries=0,
+                    lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port)
+                env = _environment(workdir, repo)
+                phases = _run_phases(_playbook("site.yml", workdir, values), env, {"lab": target}, label, repo)
+        finally:
+            target.close()
+    return {"scenario": "site", "labs": 1, "playbook": "site.yml", "phases": phases}
+
+
+def classroom(labs: int) -> dict:
+    """playbooks/classroom.yml, every stage, for `labs` labs, each on its own double."""
+    helpers, verify_envoy = _tests()
+    with tempfile.TemporaryDirectory(prefix="istio-lab-class-") as tmp:
+        workdir = Path(tmp)
+        students = [f"student{n:02d}" for n in range(1, labs + 1)]
+        targets: dict[str, DoubleTarget] = {}
+        envoys = []
+        try:
+            for student in students:
+                (workdir / student).mkdir()
+                targets[student] = DoubleTarget(workdir / student)
+            roster = workdir / "roster.csv"
+            with roster.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["id", "name", "kubeconfig", "context", "machines"])
+                for student in students:
+                    writer.writerow([student, student, str(targets[student].kubeconfig), "", ""])
+            env = _environment(workdir)
+            inventory = workdir / "inventory"
+            generated = subprocess.run(
+                _playbook("playbooks/classroom-inventory.yml", workdir, {
+                    "classroom_inventory_roster": str(roster), "classroom_inventory_dir": str(inventory),
+                    "classroom_inventory_address_ranges": CLASS_RANGE, "classroom_inventory_domain": CLASS_DOMAIN}),
+                cwd=REPO, env=env, capture_output=True, text=True, check=False)
+            if generated.returncode:
+                return {"scenario": "site", "labs": labs, "error": "classroom inventory failed",
+                        "output_tail": generated.stdout[-3000:]}
+            hosts = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["children"]["labs"]["hosts"]
+            port = None
+            for student in students:
+                envoy = verify_envoy.EnvoyLikeServer(hosts[student]["lab_ingress_ip"], port or 0,
+                                                     envoy_routes(hosts[student].get("lab_domain", CLASS_DOMAIN)))
+                envoys.append(envoy.start())
+                port = envoy.port
+            values = helpers.platform_vars(_shared_dir() / "upstream", workdir, "{{ metallb_address_range }}",
+                                           "{{ lab_ingress_ip }}")
+            # The address plan sets each lab's pool and ingress IP: keep them.
+            values.pop("metallb_address_range")
+            values.pop("lab_ingress_ip")
+            values.update(lab_verify_ingress_ip="{{ lab_ingress_ip }}", lab_verify_http_port=port,
+                          lab_verify_retries=0, lab_verify_report_dir=str(workdir / "artifacts"),
+                          classroom_handout_dir=str(workdir / "handouts"),
+                          classroom_status_dir=str(workdir / "status"))
+            argv = _playbook("playbooks/classroom.yml", workdir, values, inventory)
+            phases = _run_phases(argv, env, targets, f"{labs} labs")
+        finally:
+            for envoy in envoys:
+                envoy.stop()
+            for target in targets.values():
+                target.close()
+    return {"scenario": "site", "labs": labs, "playbook": "playbooks/classroom.yml", "phases": phases}
+
+
+def baseline(ref: str) -> dict:
+    """One lab's site.yml as the commit `ref` had it ("today" in the issue's targets), measured in the same run
+    against the same double, from a copy of that commit's tree beside this one (so ../shared is found)."""
+    with tempfile.TemporaryDirectory(prefix="istio-lab-baseline-", dir=REPO.parent) as tmp:
+        tree = Path(tmp)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True, check=False)
+        if archive.returncode:
+            return {"scenario": "site", "labs": 1, "ref": ref,
+                    "error": f"git archive {ref} failed: {archive.stderr.decode(errors='replace')[-300:]}"}
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        (tree / ".venv").symlink_to(REPO / ".venv")
+        print(f"site scenario, 1 lab, baseline {ref}", file=sys.stderr)
+        result = one_lab(tree, f"1 lab at {ref}")
+    return {**result, "ref": ref}
+
+
+def run(lab_counts: tuple[int, ...]) -> list[dict]:
+    results = []
+    for labs in lab_counts:
+        print(f"site scenario, {labs} lab(s)", file=sys.stderr)
+        results.append(one_lab() if labs == 1 else classroom(labs))
+    return results

@@ -1,0 +1,278 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: lab_manifests
+short_description: Apply Kubernetes manifests of any kind in one task, writing only what differs
+version_added: "1.2.0"
+author: istio-lab contributors
+description:
+  - Applies a set of Kubernetes objects of any kinds (cluster- or namespace-scoped, custom resources included) in one
+    task and one process, the way istio-lab applies a stage of the lab (MetalLB's native manifest, the Istio addons,
+    the chapters' namespaces and apps). A repeated call with the same input sends no write request and returns
+    RV(changed=false).
+  - "Discovery: one GET per group-version the objects use (C(/api/v1), C(/apis/<group>/<version>))."
+  - "The live objects: one LIST per kind and namespace scope, narrowed to istio-lab's objects with the labels of
+    O(managed_labels). An object that lost those labels counts as missing and is applied again."
+  - "Each object (but a Secret) is stamped with annotation C(istio-lab.io/applied-hash), the sha256 of the manifest as
+    applied. An object is written when it is missing, when its hash differs (the manifest changed, removed fields
+    included) or when it drifted: a value the manifest sets is no longer in the live object. A null, empty or zero
+    value of the manifest matches a field the live object lacks (the API server does not store them)."
+  - "Secrets (O(secrets), or Secrets in O(manifests)) carry no hash, which would expose short values such as
+    passwords: the comparison alone decides. Their values are never returned nor shown in diffs."
+  - "Writes are server-side applies (field manager C(istio-lab), C(force=true)) of the objects that differ, sent as
+    UTF-8 JSON, a few at a time."
+  - "Order: CustomResourceDefinitions first, waited for until Established; then Namespaces; then every other object
+    of O(manifests) and O(secrets); then the waits (O(wait), O(wait_for)); then the objects of O(after_wait)."
+  - "A write refused by an admission webhook that does not answer yet (C(failed calling webhook), as MetalLB's right
+    after its install) is retried every O(retry_delay) seconds for up to O(wait_timeout) seconds. Any other refusal
+    fails the task naming the object; the other writes of the same step are still attempted."
+extends_documentation_fragment:
+  - istio_lab_auth
+options:
+  manifests:
+    description:
+      - The objects to apply, each a complete manifest (C(apiVersion), C(kind), C(metadata.name)), for example the
+        documents of a YAML file read with C(ansible.builtin.file) and C(ansible.builtin.from_yaml_all).
+      - A namespaced object without C(metadata.namespace) goes to O(namespace).
+    type: list
+    elements: dict
+    default: []
+  secrets:
+    description:
+      - Secrets to apply with O(manifests), without exposing their values (they are C(no_log) options).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the Secret; defaults to O(namespace).
+        type: str
+      type:
+        description: The Secret's C(type).
+        type: str
+        default: Opaque
+      labels:
+        description: Labels of the Secret, besides O(managed_labels).
+        type: dict
+      data:
+        description: Keys and base64-encoded values.
+        type: dict
+      string_data:
+        description: Keys and plain values (encoded by the module, stored in C(data)).
+        type: dict
+  after_wait:
+    description:
+      - Objects applied once the waits of O(wait) and O(wait_for) have passed, for example custom resources that an
+        admission webhook of O(manifests) validates.
+    type: list
+    elements: dict
+    default: []
+  namespace:
+    description:
+      - Namespace of the namespaced objects whose manifest names none.
+    type: str
+    default: default
+  managed_labels:
+    description:
+      - Labels added to every object; the LIST requests select on them.
+    type: dict
+    default:
+      app.kubernetes.io/managed-by: istio-lab
+  wait:
+    description:
+      - Wait until every Deployment, DaemonSet and StatefulSet of O(manifests) is rolled out (its current spec
+        updated and available on every replica).
+    type: bool
+    default: false
+  wait_for:
+    description:
+      - Objects to wait for after O(manifests), in order, by kind. A Deployment, DaemonSet or StatefulSet until
+        rolled out; a CustomResourceDefinition until Established; Endpoints until they hold a ready address; a
+        Service until its load balancer has an address (RV(waited[].addresses)); any other kind until it exists.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: Kind of the object.
+        type: str
+        required: true
+      name:
+        description: Name of the object.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the object; defaults to O(namespace).
+        type: str
+      api_version:
+        description: API version; defaults to C(apps/v1) for workloads, C(apiextensions.k8s.io/v1) for CRDs, C(v1)
+          otherwise.
+        type: str
+  wait_timeout:
+    description:
+      - Seconds to wait for each CRD, each object of O(wait) and O(wait_for), and for a webhook to stop refusing.
+    type: int
+    default: 300
+  retry_delay:
+    description:
+      - Seconds between two looks at an object waited for (each a GET), and between two tries of a write an
+        admission webhook refused.
+    type: float
+    default: 5.0
+requirements:
+  - kubernetes (Python client, for kubeconfig loading and HTTP)
+notes:
+  - Supports check mode and diff mode. Check mode writes nothing; the objects to write are sent with C(dryRun=All),
+    and those of a namespace or a kind the call would only create are reported as created. The waits are skipped in
+    check mode when something would be written.
+  - Objects istio-lab applied but no longer lists are left alone (nothing is deleted).
+  - Throttling and transient server errors (429, 5xx) and connection failures are retried with exponential backoff.
+seealso:
+  - module: istio_routes
+  - module: kubernetes.core.k8s
+"""
+
+EXAMPLES = r"""
+- name: Install MetalLB and its address pool
+  lab_manifests:
+    manifests: "{{ lookup('ansible.builtin.file', 'metallb-native.yaml') | ansible.builtin.from_yaml_all | select }}"
+    wait_for:
+      - {kind: Deployment, namespace: metallb-system, name: controller}
+      - {kind: Endpoints, namespace: metallb-system, name: metallb-webhook-service}
+    after_wait:
+      - apiVersion: metallb.io/v1beta1
+        kind: IPAddressPool
+        metadata: {name: lab-pool, namespace: metallb-system}
+        spec: {addresses: [192.168.1.240-192.168.1.250]}
+    wait_timeout: 300
+    retry_delay: 5
+
+- name: Deploy an app and wait for it
+  lab_manifests:
+    namespace: microservice
+    manifests:
+      - {apiVersion: v1, kind: Namespace, metadata: {name: microservice}}
+      - apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: tomcat}
+        spec:
+          selector: {matchLabels: {app: tomcat}}
+          template:
+            metadata: {labels: {app: tomcat}}
+            spec: {containers: [{name: tomcat, image: tomcat:latest}]}
+    wait: true
+
+- name: Store a password for Grafana
+  lab_manifests:
+    secrets:
+      - name: grafana-admin
+        namespace: istio-system
+        string_data: {password: "{{ grafana_password }}"}
+
+- name: Wait for the ingress gateway's address
+  lab_manifests:
+    wait_for: [{kind: Service, namespace: istio-system, name: istio-ingressgateway}]
+  register: ingress
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ ingress.waited[0].addresses[0] }}"
+"""
+
+RETURN = r"""
+changed:
+  description: Whether an object was (or in check mode would be) written.
+  returned: always
+  type: bool
+results:
+  description: One entry per object, in the order of O(manifests), O(secrets), then O(after_wait).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind of the object.
+      type: str
+    api_version:
+      description: API version of the object.
+      type: str
+    namespace:
+      description: Namespace of the object (empty for a cluster-scoped one).
+      type: str
+    name:
+      description: Name of the object.
+      type: str
+    action:
+      description: C(created), C(updated) or C(unchanged) (in check mode, what would be done).
+      type: str
+    reason:
+      description: Why it was written, C(missing), C(changed) (its manifest changed) or C(drifted) (a value it sets
+        was edited); empty when unchanged.
+      type: str
+  sample: [{kind: Deployment, api_version: apps/v1, namespace: microservice, name: tomcat, action: updated,
+            reason: changed}]
+waited:
+  description: The objects waited for (O(wait), then O(wait_for)), each once ready; empty in check mode when
+    something would be written.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind of the object.
+      type: str
+    namespace:
+      description: Namespace of the object.
+      type: str
+    name:
+      description: Name of the object.
+      type: str
+    ready:
+      description: Always true (a timeout fails the task).
+      type: bool
+    addresses:
+      description: Endpoints, their ready addresses; a Service, its load balancer's addresses.
+      type: list
+      elements: str
+      returned: for Endpoints and Services
+  sample: [{kind: Service, namespace: istio-system, name: istio-ingressgateway, ready: true,
+            addresses: [192.168.1.240]}]
+webhook_retries:
+  description: How many writes were tried again because an admission webhook refused them.
+  returned: always
+  type: int
+diff:
+  description: Before and after of each object written (Secrets' values hidden), in the order of RV(results).
+  returned: when diff mode is on
+  type: list
+  elements: dict
+problems:
+  description: On failure, the objects refused, each with C(kind), C(object), C(field) and C(message).
+  returned: failure
+  type: list
+  elements: dict
+api_requests:
+  description: Number of API requests this call made, by verb (C(discovery), C(list), C(get), C(patch),
+    C(patch_dry_run)); retried requests count each time.
+  returned: always
+  type: dict
+  sample: {discovery: 5, list: 14}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.istio_lab.manifests import manifests_argument_spec, run_manifests_module
+
+
+def main():
+    module = AnsibleModule(argument_spec=manifests_argument_spec(), supports_check_mode=True)
+    run_manifests_module(module)
+
+
+if __name__ == "__main__":
+    main()
