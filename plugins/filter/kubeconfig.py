@@ -9,7 +9,7 @@ context, cluster or user, no preferences, no extensions).
 
 Filters
 -------
-``kubeconfig_minimal(source, context='', owner='', server='', files=True)``
+``kubeconfig_minimal(source, context='', owner='', server='', files=True, content=False)``
     The minimal kubeconfig (a dict) for ``context`` (empty: the source's
     ``current-context``). ``source`` is a kubeconfig file path (``~``
     expanded) or an already parsed kubeconfig (a dict). File paths in the
@@ -27,19 +27,31 @@ Filters
     impersonator's credentials); an unreadable file. Messages never hold a
     secret.
 
-``kubeconfig_problems(source, context='', owner='', server='', files=True, peers=[], allow_shared=False)``
+``kubeconfig_problems(source, context='', owner='', server='', files=True, content=False, peers=[],
+                    allow_shared=False)``
     The same checks as a list of messages (empty: fine), for an
     ``ansible.builtin.assert`` that can show them while the task writing the
     file stays ``no_log``. ``peers``: the other people getting a kubeconfig
-    in the same run, each ``{name, kubeconfig, context}``; one whose file
-    would hold the same credentials (the same user credentials for the same
-    API server) is a problem unless ``allow_shared``. A peer whose own
-    kubeconfig is refused is left to its own check.
+    in the same run, each ``{name, kubeconfig, context}`` or a ``[name,
+    kubeconfig, context]`` list (``names | zip(kubeconfigs, contexts)``); one
+    whose file would hold the same credentials (the same user credentials for
+    the same API server, or the same user entry of the same kubeconfig file)
+    is a problem unless ``allow_shared``. A user without
+    any credential shares nothing. A peer whose own kubeconfig is refused is
+    left to its own check.
+
+``kubeconfig_cluster(source, context='', owner='', files=True, content=False)``
+    ``{name, cluster}`` of the context's cluster alone (CA inlined), the
+    user never read: for writing another user's kubeconfig for that cluster
+    (shared_cluster_tenant).
 
 ``kubeconfig_yaml(config)``
     The YAML text of a kubeconfig built by ``kubeconfig_minimal``, always the
-    same for the same content (keys in kubectl's order), so that rewriting an
+    same for the same content (keys in a fixed order), so that rewriting an
     unchanged file changes nothing.
+
+``content=True``: ``source`` is the kubeconfig's text (a file slurped from
+another machine) rather than a path.
 """
 
 from __future__ import annotations
@@ -226,12 +238,16 @@ def kubeconfig_cluster(source, context="", owner="", files=True, content=False):
     return {"name": cluster_name, "cluster": _cluster(config, base_dir, where, cluster_name, owner, "", files)}
 
 
-def _credentials_id(config):
-    """What makes two kubeconfigs the same identity: the same user credentials for the same API server."""
-    users = config.get("users") or [{"user": {}}]
-    canonical = json.dumps({"server": config["clusters"][0]["cluster"]["server"], "user": users[0]["user"]},
+def _identities(config, source, content):
+    """What makes two kubeconfigs the same identity: the same user credentials for the same API server, or the
+    same user entry of the same kubeconfig file (whatever cluster it is used with)."""
+    user = config["users"][0]
+    canonical = json.dumps({"server": config["clusters"][0]["cluster"]["server"], "user": user["user"]},
                            sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    found = {hashlib.sha256(canonical.encode()).hexdigest()}
+    if isinstance(source, str) and not content:
+        found.add(f"{os.path.realpath(os.path.expanduser(source.strip()))}#{user['name']}")
+    return found
 
 
 def _peer(peer):
@@ -248,9 +264,9 @@ def kubeconfig_problems(source, context="", owner="", server="", files=True, con
         own = _build(source, context, owner, server, files, content)
     except KubeconfigError as exc:
         return [str(exc.message)]
-    if allow_shared or not peers:
-        return []
-    own_id = _credentials_id(own)
+    if allow_shared or not peers or not (own.get("users") or [{}])[0].get("user"):
+        return []  # nothing to share: no peers, or no credentials at all (an anonymous or empty user)
+    own_ids = _identities(own, source, content)
     sharing = []
     for peer in peers:
         name, kubeconfig, peer_context = _peer(peer)
@@ -258,7 +274,7 @@ def kubeconfig_problems(source, context="", owner="", server="", files=True, con
             other = _build(kubeconfig, peer_context, name)
         except (KubeconfigError, TypeError):
             continue  # that kubeconfig's own check reports it
-        if _credentials_id(other) == own_id:
+        if other.get("users") and own_ids & _identities(other, kubeconfig, False):
             sharing.append(name)
     if not sharing:
         return []

@@ -791,9 +791,15 @@ def test_counting_proxy_forwards_with_the_real_credentials(istio_crds, tmp_path)
             assert [(w["verb"], w["resource"], w["status"]) for w in target.writes(mark)] == [
                 ("create", "gateways", 201)]
             assert target.get(ISTIO, "Gateway", "gw", "lab")["metadata"]["name"] == "gw"
-            # The proxy checks its own token; the cluster only ever sees the real one.
-            assert call(type("P", (), {"url": proxy.url}), "GET", "/api/v1/namespaces", token="bad")[0] == 401
             assert {r["status"] for r in cluster.requests()} <= {200, 201, 404}
+            # Another token is the client's own: forwarded as it is (never swapped for the real
+            # credentials), so the cluster refuses it. Without any token the proxy refuses.
+            mark = cluster.mark()
+            assert call(type("P", (), {"url": proxy.url}), "GET", "/api/v1/namespaces", token="bad")[0] == 401
+            assert [r["status"] for r in cluster.requests(mark)] == [401]
+            assert call(type("P", (), {"url": proxy.url}), "GET", "/api/v1/namespaces", token=None)[0] == 401
+            assert cluster.requests(mark + 1) == []
+            # (tests/api/test_real_cluster_mode.py: a token the cluster knows passes as its own user.)
         finally:
             proxy.stop()
 

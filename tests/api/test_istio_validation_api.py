@@ -20,8 +20,7 @@ pytestmark = pytest.mark.api
 V1 = "networking.istio.io/v1"
 INVALID = yaml.safe_load((REPO / "tests/fixtures/validation/invalid.yml").read_text())
 VALID = yaml.safe_load((REPO / "tests/fixtures/validation/valid.yml").read_text())
-# `api: false`: a case the modules cannot be handed as is (see the data file)
-CASES = [case for case in INVALID if case.get("api", True)]
+CASES = INVALID
 MODULES = {"Gateway": "istio_gateway", "VirtualService": "istio_virtual_service",
            "DestinationRule": "istio_destination_rule", "ServiceEntry": "istio_service_entry"}
 OPTIONS = {"ServiceEntry": "service_entries", "Gateway": "gateways", "VirtualService": "virtual_services",
@@ -64,8 +63,8 @@ def assert_refused_and_nothing_written(kube, mark, result, cases):
         if "schema_field" not in case:  # the Istio rule named it: its id is in the result
             assert case["rule"] in {p.get("rule") for p in reported[key]}, case["id"]
     assert kube.writes(mark) == []
-    for kind in {case["kind"] for case in cases}:
-        assert kube.list(V1, kind, NAMESPACE) == []
+    for kind, namespace in {(case["kind"], case.get("namespace", NAMESPACE)) for case in cases}:
+        assert kube.list(V1, kind, namespace) == []
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["apply", "check-mode"])

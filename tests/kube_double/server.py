@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
@@ -273,7 +273,7 @@ def _parse_resource_path(parts: list[str]):
 
 def describe_request(method: str, path: str, query: dict) -> dict:
     """The request log's verb and resource coordinates of a request."""
-    parts = [p for p in path.split("/") if p]
+    parts = [unquote(p) for p in path.split("/") if p]
     parsed = _parse_resource_path(parts) if parts and parts[0] in ("api", "apis") else None
     if parsed is None:
         return {"verb": method.lower() if method != "GET" else "get", "discovery": True}
@@ -425,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routing
     def _route(self, path: str, query: dict, body: bytes) -> None:
-        parts = [p for p in path.split("/") if p]
+        parts = [unquote(p) for p in path.split("/") if p]
         aggregated = "as=APIGroupDiscoveryList" in (self.headers.get("Accept") or "") and \
             "v=v2;" in (self.headers.get("Accept") or "").replace("v=v2beta1", "")
         store = self.double.store

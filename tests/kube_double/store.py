@@ -14,7 +14,7 @@ import uuid
 
 import yaml
 
-from . import errors
+from . import errors, stored_form
 from .catalog import BUILTIN_TYPES, ResourceType
 from .patch import (
     PatchError,
@@ -51,6 +51,9 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 CR_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+
+# A \u escape of a UTF-16 surrogate (not preceded by another backslash).
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
 
 # Fields the server sets on create that no manager owns (recording 08).
 _SERVER_SET_PATHS = {("", "namespaces"): {("spec", "finalizers")}}
@@ -218,8 +221,7 @@ class Store:
         """Defaulting, pruning, validation and admission of a candidate object."""
         obj.setdefault("metadata", {})
         meta = obj["metadata"]
-        for key in [k for k, v in meta.items() if v is None]:
-            del meta[key]
+        stored_form.omit(meta, stored_form.TABLES["ObjectMeta"])  # null or empty: not stored (annotations: {})
         causes = self._validate_name(rtype, obj)
         if rtype.is_custom:
             schema = rtype.schema
@@ -513,6 +515,11 @@ class Store:
                     {"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",
                      "field": "fieldManager"}]}))
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if _SURROGATE_ESCAPE.search(text):
+            # The apply body is YAML to the server: its YAML parser refuses \u escapes of UTF-16
+            # surrogates, which json.dumps writes for emoji by default (stored-forms/grafana.json).
+            raise errors.bad_request("error decoding YAML: error converting YAML to JSON: yaml: found invalid "
+                                     "Unicode character escape code")
         try:
             applied = json.loads(text)  # most clients send JSON, a subset of YAML that parses much faster
         except ValueError:
@@ -820,10 +827,13 @@ def _ip_from(prefix: tuple[int, int], counter: int) -> str:
 
 
 def apply_builtin_defaults(store: Store, rtype: ResourceType, obj: dict, old) -> None:
-    """The defaults kube-apiserver sets that clients (and waiters) look at.
-    Fabricated IPs are loopback addresses (127.96.x.x for ClusterIPs) so that
-    nothing can ever send traffic off this machine."""
+    """The object as kube-apiserver stores it: decoded into its Go type (null, empty and zero
+    fields its type omits are dropped: stored_form.py), defaulted as k8s.io/api's SetDefaults_*
+    do (pods and templates, workloads, Services, RBAC subjects, webhooks; what the recordings
+    of stored-forms/ show), encoded with Go's omitempty rules. Fabricated IPs are loopback
+    addresses (127.96.x.x for ClusterIPs) so that nothing can ever send traffic off this machine."""
     group, plural = rtype.group, rtype.plural
+    stored_form.omit_object(group, plural, obj)  # as decoded into the Go type: nulls and empties gone
     spec = obj.get("spec")
     if group == "" and plural == "namespaces":
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
@@ -840,22 +850,23 @@ def apply_builtin_defaults(store: Store, rtype: ResourceType, obj: dict, old) ->
     elif group == "" and plural == "services" and isinstance(spec, dict):
         _default_service(store, spec, (old or {}).get("spec") or {})
         obj.setdefault("status", {"loadBalancer": {}})
+    elif group == "" and plural == "pods" and isinstance(spec, dict):
+        stored_form.default_pod_spec(spec)
+        spec.setdefault("enableServiceLinks", True)
+        if spec.get("hostNetwork"):  # SetDefaults_Pod: host ports follow container ports
+            for container in spec.get("containers") or []:
+                for port in container.get("ports") or []:
+                    if not port.get("hostPort"):
+                        port["hostPort"] = port.get("containerPort")
     elif group == "apps" and isinstance(spec, dict):
-        if plural in ("deployments", "statefulsets", "replicasets"):
-            spec.setdefault("replicas", 1)
-        if plural == "statefulsets":
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-            spec.setdefault("podManagementPolicy", "OrderedReady")
-        if plural == "daemonsets":
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {
-                "maxUnavailable": 1, "maxSurge": 0}})
-        if plural == "deployments":
-            spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {
-                "maxUnavailable": "25%", "maxSurge": "25%"}})
-            spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("progressDeadlineSeconds", 600)
+        stored_form.default_workload(plural, spec, obj["metadata"], old)
+    elif group == "rbac.authorization.k8s.io":
+        stored_form.default_rbac(plural, obj)
+    elif group == "admissionregistration.k8s.io":
+        stored_form.default_webhooks(plural, obj)
     elif group == "apiextensions.k8s.io" and isinstance(spec, dict):
         spec.setdefault("conversion", {"strategy": "None"})
+    stored_form.omit_object(group, plural, obj)
 
 
 def _default_service(store: Store, spec: dict, old_spec: dict) -> None:

@@ -269,3 +269,27 @@ def test_the_cluster_alone_never_reads_the_user(tmp_path):
                                  "tls-server-name": "api.test"}}
     with pytest.raises(AnsibleFilterError, match="student ada's tenant: .* has no context named 'x'"):
         kc.kubeconfig_cluster(str(path), "x", owner="student ada's tenant")
+
+
+def test_users_without_credentials_share_nothing(tmp_path):
+    path = str(write_kubeconfig(tmp_path / "k.yaml", {
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:8080"}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}},
+                     {"name": "y", "context": {"cluster": "c"}}], "current-context": "x"}))
+    assert kc.kubeconfig_problems(path, "x", "student x", peers=[["w", path, "x"]]) == []
+    assert kc.kubeconfig_problems(path, "y", "student y", peers=[["v", path, "y"]]) == []
+    assert "users" not in kc.kubeconfig_minimal(path, "y")
+
+
+def test_the_same_user_entry_for_two_clusters_is_shared(tmp_path):
+    """One user of the instructor's file in two students' contexts: the same identity, whatever the cluster."""
+    path = str(write_kubeconfig(tmp_path / "k.yaml", {
+        "clusters": [{"name": "a", "cluster": {"server": "https://127.0.0.1:6443"}},
+                     {"name": "b", "cluster": {"server": "https://127.0.0.2:6443"}}],
+        "users": [{"name": "teacher", "user": {"token": "teacher-token"}}],
+        "contexts": [{"name": "ann", "context": {"cluster": "a", "user": "teacher"}},
+                     {"name": "ben", "context": {"cluster": "b", "user": "teacher"}}]}))
+    (problem,) = kc.kubeconfig_problems(path, "ann", "student ann", peers=[["ben", path, "ben"]])
+    assert problem.startswith("student ann would get the same credentials (user 'teacher' of "
+                              "https://127.0.0.1:6443) as ben:")

@@ -76,7 +76,9 @@ def _server_tls_problems(found, path, tls):
                 found.add("gw-tls-istio-mutual", f"{path}.{key}", "ISTIO_MUTUAL uses the mesh certificates: "
                           f"remove {key}")
         return
-    if mode in TERMINATING_TLS_MODES and not has_credential:
+    if mode in TERMINATING_TLS_MODES and has_credential:
+        return  # the credential holds the certificates (and a CRL, if any)
+    if mode in TERMINATING_TLS_MODES:
         if not (tls.get("serverCertificate") and tls.get("privateKey")):
             found.add("gw-tls-credential", f"{path}.credentialName", f"TLS mode {mode} terminates TLS and needs a "
                       "certificate: set credentialName (a Secret in the gateway's namespace) or serverCertificate "
@@ -170,9 +172,9 @@ def _server_problems(found, path, server, by_name, by_number):
 def gateway_problems(gateway):
     found = Findings(object_name(gateway))
     name = (gateway.get("metadata") or {}).get("name") or ""
-    if "." in name:
-        found.add("gw-name", "metadata.name", f"{name!r}: a Gateway's name may not contain dots (VirtualServices "
-                  "reference it as namespace/name); use '-'")
+    if "." in name or len(name) > 63:
+        found.add("gw-name", "metadata.name", f"{name!r}: a Gateway's name is a DNS label, no dots and at most 63 "
+                  "characters (VirtualServices reference it as namespace/name); use '-'")
     servers = (gateway.get("spec") or {}).get("servers") or []
     if not servers:
         found.add("gw-servers", "spec.servers", "a Gateway needs at least one server (port, hosts)")
@@ -279,14 +281,14 @@ def _destination_problems(found, path, destination):
         found.add("vs-subset-name", f"{path}.subset", f"subset {subset!r} is not a DNS label (letters, digits, "
                   "'-'; e.g. v1)")
     port = destination.get("port")
-    if isinstance(port, dict) and "number" in port:
+    if isinstance(port, dict):
         problem = port_problem(port.get("number"))
         if problem:
             found.add("vs-port", f"{path}.port.number", f"{problem}: use the service's port")
 
 
 def _route_destinations(found, path, destinations, http=False):
-    total = 0
+    total, typed = 0, True
     for j, entry in enumerate(destinations or []):
         where = f"{path}[{j}]"
         if not isinstance(entry, dict):
@@ -297,11 +299,13 @@ def _route_destinations(found, path, destinations, http=False):
         if http:
             _header_operations(found, f"{where}.headers", entry.get("headers"))
         _destination_problems(found, f"{where}.destination", entry.get("destination"))
+        if entry.get("weight") is not None and number(entry.get("weight"), None) is None:
+            typed = False  # a wrong type (a template, when no schema could be read): the server names it
         weight = number(entry.get("weight"))
         if weight < 0:
             found.add("vs-weight-negative", f"{where}.weight", f"weight {weight} is negative: weights are 0..100")
         total += weight
-    if len(destinations or []) > 1 and total == 0:
+    if len(destinations or []) > 1 and total == 0 and typed:
         found.add("vs-weight-zero", f"{path}[{len(destinations) - 1}].weight", "the weights sum to 0: no destination "
                   "would get traffic; give weights summing to 100")
 
@@ -459,7 +463,8 @@ def _fault_problems(found, path, fault):
 
 
 def _redirect_problems(found, path, redirect):
-    if not any(redirect.get(k) for k in ("uri", "authority", "scheme", "port", "derivePort")):
+    if not any(redirect.get(k) for k in ("uri", "authority", "scheme")) and not (
+            "port" in redirect or "derivePort" in redirect):
         found.add("vs-redirect", path, "a redirect must change something: set uri, authority, scheme or port")
     code = number(redirect.get("redirectCode"))
     if code and not 300 <= code <= 399:
@@ -746,27 +751,36 @@ def _is_prime(n):
 
 
 def _locality_list_problem(localities):
-    seen = {}
+    """Istio's check of a list of localities (region[/zone[/subzone]], one
+    trailing `*` at most): well-formed, none overlapping an earlier one."""
+    regions = {}
     for locality in localities:
         stars = locality.count("*")
         if stars and (stars > 1 or not locality.endswith("*")):
             return f"{locality!r}: one '*' at most, at the end"
-        parts = locality.split("/", 2)
-        if any(p == "" for p in parts):
-            return f"{locality!r}: region/zone/subzone may not be empty"
-        if "*" in seen:
+        if "*" in regions:
             return f"{locality!r} overlaps an earlier locality"
-        node = seen
-        for depth, part in enumerate(parts):
-            if node.get("*") is True or (depth == len(parts) - 1 and part in node):
-                return f"{locality!r} overlaps an earlier locality"
-            node = node.setdefault(part, {} if depth < len(parts) - 1 else True)
-            if node is True:
-                break
-            if depth < len(parts) - 1 and not isinstance(node, dict):
-                return f"{locality!r} overlaps an earlier locality"
-        if len(parts) < 3 and isinstance(node, dict):
-            node["*"] = True
+        parts = locality.split("/", 2)
+        if any(part == "" for part in parts):
+            return f"{locality!r}: region/zone/subzone may not be empty"
+        overlap = f"{locality!r} overlaps an earlier locality"
+        if len(parts) == 1:
+            if parts[0] in regions:
+                return overlap
+            regions[parts[0]] = {"*": {"*": True}}
+        elif len(parts) == 2:
+            zones = regions.setdefault(parts[0], {})
+            if "*" in zones or parts[1] in zones:
+                return overlap
+            zones[parts[1]] = {"*": True}
+        else:
+            zones = regions.setdefault(parts[0], {})
+            if "*" in zones:
+                return overlap
+            subzones = zones.setdefault(parts[1], {})
+            if subzones.get("*") or subzones.get(parts[2]):
+                return overlap
+            subzones[parts[2]] = True
     return None
 
 
@@ -865,7 +879,7 @@ def _traffic_policy_problems(found, path, policy):
         where = f"{path}.portLevelSettings[{j}]"
         if not isinstance(setting, dict):
             continue
-        if not setting.get("port"):
+        if setting.get("port") is None:
             found.add("dr-port-level", f"{where}.port", "a port-level setting needs a port (number)")
         if not any(setting.get(k) is not None for k in ("outlierDetection", "connectionPool", "loadBalancer", "tls")):
             found.add("dr-traffic-policy-empty", where, "a port-level setting needs loadBalancer, connectionPool, "

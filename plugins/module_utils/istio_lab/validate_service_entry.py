@@ -52,7 +52,7 @@ def _static_endpoint(found, path, endpoint, port_names):
     address = endpoint.get("address") or ""
     if not address and not endpoint.get("network"):
         found.add("se-static-endpoint", f"{path}.address", "an endpoint needs an address (an IP, or unix:///path)")
-        return
+        return  # istiod stops here too
     if address.startswith(UNIX_PREFIX):
         socket = address[len(UNIX_PREFIX):]
         if not socket or not (socket.startswith("@") or (socket.startswith("/") and not socket.endswith("/"))):

@@ -1,0 +1,57 @@
+"""The site scenario's verdicts (bench/istio_lab_bench/report.py, issue 11's targets) and its table."""
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # bench/ is run from the repo root, not installed
+
+from bench.istio_lab_bench import report  # noqa: E402
+
+
+def phase(wall, cpu, writes=0, returncode=0):
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": 100.0, "returncode": returncode,
+            "requests": {"total": 10 + writes, "reads": 10, "writes": writes, "dry_run_writes": 0, "lists": 5,
+                         "object_gets": 0, "discovery": 5}}
+
+
+def site(one_noop=phase(8.0, 7.5), one_first=phase(30.0, 28.0), before_first=phase(50.0, 51.0),
+         class_noop=phase(200.0, 250.0)):
+    return [
+        {"scenario": "site", "labs": 1, "ref": "e6ada6d", "phases": {"first": before_first, "noop": phase(45, 46)}},
+        {"scenario": "site", "labs": 1, "phases": {"first": one_first, "noop": one_noop}},
+        {"scenario": "site", "labs": 30, "playbook": "playbooks/classroom.yml",
+         "phases": {"first": phase(600.0, 700.0), "noop": class_noop}},
+    ]
+
+
+def verdicts(results):
+    return [t["held"] for t in report.evaluate_site_targets(results)]
+
+
+def test_all_site_targets_held():
+    assert verdicts(site()) == [True, True, True]
+
+
+def test_each_site_target_fails_on_its_own_figure():
+    assert verdicts(site(one_noop=phase(8.0, 10.5))) == [False, True, True]  # CPU over 10 s
+    assert verdicts(site(one_noop=phase(8.0, 7.0, writes=1))) == [False, True, True]  # a write on a no-op
+    assert verdicts(site(one_first=phase(51.0, 20.0))) == [True, False, True]  # slower than the baseline
+    assert verdicts(site(class_noop=phase(200.0, 301.0))) == [True, True, False]
+    assert verdicts(site(class_noop=phase(241.0, 200.0))) == [True, True, False]
+
+
+def test_unmeasured_or_failed_runs_are_not_verdicts():
+    assert verdicts([]) == [None, None, None]
+    failed = site(one_noop=phase(5.0, 5.0, returncode=2))
+    assert verdicts(failed)[0] is None
+    assert verdicts([r for r in site() if not r.get("ref")])[1] is None
+
+
+def test_site_table_has_a_row_per_run_with_cpu_per_lab():
+    text = report.site_table(site())
+    lines = text.splitlines()
+    assert len(lines) == 2 + 6
+    assert "1 lab at e6ada6d (site.yml)" in text
+    row = next(line for line in lines if line.startswith("30 labs") and "no-op" in line)
+    assert row.split()[-5:] == ["250.0", "8.3", "10r/0w", "0", "100"]
