@@ -222,7 +222,9 @@ def lab_verify_split_outcome(sample, split, tolerance):
     """Judge one sampled probe: `sample` is lab_http_split's result (counts
     of the header's values), `split` the probe's {header, weights}. Every
     subset's share of the answers must be within `tolerance` percentage
-    points of its weight, and every answer must name a subset of the weights.
+    points of its weight, a subset of weight 0 must never answer and one of
+    a positive weight at least once, and every answer must name a subset of
+    the weights.
     Returns {ok, samples, expected, observed, tolerance, explanation, text}."""
     weights = {str(k): int(v) for k, v in dict(split.get("weights") or {}).items()}
     counts = {str(k): int(v) for k, v in dict((sample or {}).get("values") or {}).items()}
@@ -240,7 +242,13 @@ def lab_verify_split_outcome(sample, split, tolerance):
             shown = ", ".join(f"{k or '(none)'} {v}" for k, v in sorted(unknown.items()))
             reasons.append(f"answers from subsets the weights do not name: {shown}")
         for name, weight in weights.items():
-            if abs(observed[name] - weight) > tolerance:
+            count = counts.get(name, 0)
+            if weight == 0 and count:
+                reasons.append(f"subset {name} has weight 0 but answered {count} of {answered}")
+            elif weight > 0 and not count:
+                reasons.append(f"subset {name} never answered in {answered} requests (weight {weight}%): its pods "
+                               "are missing or not ready, or its labels match no pod")
+            elif abs(observed[name] - weight) > tolerance:
                 reasons.append(f"subset {name} answered {counts.get(name, 0)} of {answered} ({observed[name]:g}%), "
                                f"expected {weight}% \u00b1 {tolerance:g}")
     text = ", ".join(f"{name} {counts.get(name, 0)}/{answered} ({observed[name]:g}%, expected {weight}%)"

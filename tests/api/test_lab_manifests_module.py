@@ -140,7 +140,8 @@ def test_upstream_manifests_whose_stored_form_differs_need_no_write(kube):
     """Prometheus' Deployment holds a null rollingUpdate, a zero
     initialDelaySeconds and an empty subPath, which the API server does not
     store: a re-run must not see drift in that."""
-    manifests = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, *_upstream_namespaced("prometheus")]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+    manifests = [namespace, *_upstream_namespaced("prometheus")]
     first = run_module("lab_manifests", {"manifests": manifests}, kube=kube)
     assert first["changed"], first.get("msg")
     mark = kube.mark()
