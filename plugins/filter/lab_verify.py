@@ -10,6 +10,8 @@ what each probe should answer, explains a failed probe from the route table
 
 from __future__ import annotations
 
+import shlex
+
 from ansible.errors import AnsibleFilterError
 
 ENVOY_SERVER = "istio-envoy"
@@ -295,8 +297,9 @@ def lab_verify_mesh_plan(catalogue, ids, egress_routes=None, mesh_routes=None, t
     commands an instructor would type and as what kubernetes.core's k8s_exec
     and k8s_log take; plus what the route table says about the path (the
     sidecar hop to the gateway, the gateway's route out, the ServiceEntry).
-    Each entry: chapter, host, url, client, via, exec_command (argv),
-    kubectl (the commands), log_pattern, route_problems."""
+    Each entry: chapter, host, url, client, via, exec_argv, exec_command
+    (k8s_exec's command), kubectl (the commands), log_pattern,
+    route_problems."""
     unknown = lab_unknown_chapters(catalogue, ids)
     if unknown:
         raise AnsibleFilterError(f"unknown chapter(s) {', '.join(unknown)}; known: {', '.join(map(str, catalogue))}")
@@ -308,9 +311,9 @@ def lab_verify_mesh_plan(catalogue, ids, egress_routes=None, mesh_routes=None, t
             client = dict(probe["client"])
             via = dict(probe.get("via") or {})
             argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", str(int(timeout)), url]
+            command = " ".join(shlex.quote(a) for a in argv)
             exec_line = (f"kubectl exec -n {client['namespace']} deploy/{client['app']} -c "
-                         f"{client.get('container', client['app'])} -- "
-                         + " ".join(f"'{a}'" if "%" in a else a for a in argv))
+                         f"{client.get('container', client['app'])} -- {command}")
             commands = [exec_line]
             if via:
                 commands.append(f"kubectl logs -n {via['namespace']} -l {via['selector']} -c "
@@ -321,7 +324,9 @@ def lab_verify_mesh_plan(catalogue, ids, egress_routes=None, mesh_routes=None, t
                 "url": url,
                 "client": client,
                 "via": via,
-                "exec_command": argv,
+                "exec_argv": argv,
+                # k8s_exec's `command` (split the shell's way)
+                "exec_command": command,
                 "kubectl": commands,
                 # Envoy's default access log names the upstream cluster: outbound|80||<host>
                 "log_pattern": f"outbound|{_port_of(url)}||{host}",
@@ -379,7 +384,7 @@ def lab_verify_mesh_report(plan, execs=None, logs=None, run=True):
             report.append(row)
             continue
         done = execs.get(entry["url"]) or {}
-        code = (done.get("stdout") or "").strip()
+        code = str(done.get("stdout") or (done.get("result") or {}).get("stdout") or "").strip()
         row["status"] = int(code) if code.isdigit() and int(code) >= 100 else None
         if done.get("failed") or row["status"] is None:
             reasons.append(f"the client pod's request failed: {(done.get('stderr') or done.get('msg') or '').strip()}"
@@ -390,7 +395,8 @@ def lab_verify_mesh_report(plan, execs=None, logs=None, run=True):
                            "route is wrong, or the cluster cannot reach the Internet)")
         log = logs.get(entry["url"]) or {}
         lines = log.get("log_lines") or (log.get("log") or "").splitlines()
-        if entry["via"] and not any(entry["log_pattern"] in line for line in lines):
+        answered = row["status"] is not None and not done.get("failed")
+        if answered and entry["via"] and not any(entry["log_pattern"] in line for line in lines):
             reasons.append(f"the egress gateway's access log shows no {entry['log_pattern']}: the request did not "
                            "pass through it (sidecars called the host directly, or access logging is off: "
                            "meshConfig.accessLogFile)")

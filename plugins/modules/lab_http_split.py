@@ -125,17 +125,17 @@ def sample(url, host, header, samples, timeout):
     return result
 
 
+ARGUMENT_SPEC = {
+    "url": {"type": "str", "required": True},
+    "host": {"type": "str", "default": ""},
+    "header": {"type": "str", "required": True},
+    "samples": {"type": "int", "default": 100},
+    "timeout": {"type": "float", "default": 10},
+}
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "url": {"type": "str", "required": True},
-            "host": {"type": "str", "default": ""},
-            "header": {"type": "str", "required": True},
-            "samples": {"type": "int", "default": 100},
-            "timeout": {"type": "float", "default": 10},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     if params["samples"] < 1:
         module.fail_json(msg="samples must be at least 1")

@@ -23,8 +23,11 @@ description:
     passwords: the comparison alone decides. Their values are never returned nor shown in diffs."
   - "Writes are server-side applies (field manager C(istio-lab), C(force=true)) of the objects that differ, sent as
     UTF-8 JSON, a few at a time."
-  - "Order: CustomResourceDefinitions first, waited for until Established; then Namespaces; then every other object
-    of O(manifests) and O(secrets); then the waits (O(wait), O(wait_for)); then the objects of O(after_wait)."
+  - "Order: the objects of O(read) are read; CustomResourceDefinitions are applied first and waited for until
+    Established; then Namespaces (one still being deleted is waited for until gone, then created again); then the
+    other objects of O(manifests) and O(secrets), workloads (Deployments, DaemonSets, StatefulSets, Jobs...) and
+    admission webhook configurations after what they use; then the waits (O(wait), O(wait_for)); then the objects
+    of O(after_wait)."
   - "A write refused by an admission webhook that does not answer yet (C(failed calling webhook), as MetalLB's right
     after its install) is retried every O(retry_delay) seconds for up to O(wait_timeout) seconds. Any other refusal
     fails the task naming the object; the other writes of the same step are still attempted."
@@ -113,6 +116,28 @@ options:
       api_version:
         description: API version; defaults to C(apps/v1) for workloads, C(apiextensions.k8s.io/v1) for CRDs, C(v1)
           otherwise.
+        type: str
+  read:
+    description:
+      - Objects to read (one GET each) before anything is written, returned in RV(read); for a decision the next
+        tasks make (whether an installer must run). A Secret's values are hidden.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: Kind of the object.
+        type: str
+        required: true
+      name:
+        description: Name of the object.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the object; defaults to O(namespace).
+        type: str
+      api_version:
+        description: API version; defaults as in O(wait_for).
         type: str
   wait_timeout:
     description:
@@ -243,6 +268,11 @@ waited:
       returned: for Endpoints and Services
   sample: [{kind: Service, namespace: istio-system, name: istio-ingressgateway, ready: true,
             addresses: [192.168.1.240]}]
+read:
+  description: The objects of O(read), in order, each as read (C(null) when it does not exist).
+  returned: always
+  type: list
+  elements: dict
 webhook_retries:
   description: How many writes were tried again because an admission webhook refused them.
   returned: always

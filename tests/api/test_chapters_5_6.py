@@ -110,6 +110,13 @@ def test_chapter_4_puts_endpoints_in_both_subsets_behind_the_one_service(kube, p
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert subsets[version].items() <= pod_labels.items()
         assert tomcat["spec"]["selector"].items() <= pod_labels.items()
+    # the tomcat Service's ready endpoints are pods of both subsets
+    slices = kube.list("discovery.k8s.io/v1", "EndpointSlice", "microservice",
+                       label_selector="kubernetes.io/service-name=tomcat")
+    pods = [kube.get("v1", "Pod", e["targetRef"]["name"], "microservice") for s in slices for e in s["endpoints"]
+            if (e.get("conditions") or {}).get("ready") is not False]
+    versions_ready = {p["metadata"]["labels"].get("version") for p in pods if p}
+    assert versions_ready == {"v1", "v2"}, versions_ready
 
 
 def test_chapter_5_steps_and_round_trip(kube, platform, tmp_path):

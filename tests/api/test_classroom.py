@@ -1,14 +1,13 @@
 """A classroom of 30 students, each with their own Kubernetes API double on
-loopback, built in one `playbooks/classroom.yml` run while student07's API
+loopback, built in one `playbooks/classroom.yml` run, every stage (MetalLB,
+Istio, addons, apps, routes, verify, handouts, status), while student07's API
 is deliberately unreachable.
 
-Stages in this run (2 CPU cores): apps, routes, verify, handouts, status.
-The platform stages (MetalLB, Istio, addons) have their own API tests; here
-the platform is seeded through each student's API as Deployments (which the
-double reports ready, like a built platform) so the status page can tell a
-ready platform. Each student's ingress IP (from the address plan, 127.20.0.x)
-is served by a local Envoy-like HTTP server (tests/verify_envoy.py), since no
-Envoy runs here.
+Each lab's pool and ingress IP come from the address plan (127.20.0.x); the
+doubles' controllers mark workloads ready and give out MetalLB addresses as a
+built platform would; Istio is installed by istioctl's test double
+(tests/bin/istioctl); each student's ingress IP is served by a local
+Envoy-like HTTP server (tests/verify_envoy.py), since no Envoy runs here.
 
 Needs 30 clusters: runs against the double only (a real cluster set with
 ISTIO_LAB_TEST_KUBECONFIG cannot stand in for 30). The shared-cluster RBAC
@@ -17,6 +16,7 @@ test, which does run against a real cluster, is in test_classroom_tenant.py.
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import KubeTarget, shared_path
-from tests.helpers import run_playbook
+from tests.helpers import platform_vars, run_playbook
 from tests.kube_double import KubeDouble
 from tests.verify_envoy import EnvoyLikeServer
 
@@ -37,7 +37,8 @@ pytestmark = [pytest.mark.api, pytest.mark.slow]
 
 STUDENTS = [f"student{n:02d}" for n in range(1, 31)]
 UNREACHABLE = "student07"
-ADDRESS_RANGE = "127.20.0.0/24"
+# The address plan gives each lab a MetalLB pool and an ingress IP in it.
+ADDRESS_RANGE = "127.20.0.0/22"
 PLATFORM = [("metallb-system", "controller"), ("istio-system", "istiod"),
             ("istio-system", "istio-ingressgateway"), ("istio-system", "istio-egressgateway"),
             ("istio-system", "prometheus"), ("istio-system", "grafana"), ("istio-system", "kiali"),
@@ -51,19 +52,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def seed_platform(target: KubeTarget) -> None:
-    """What the platform stages leave behind, as far as the status page looks."""
-    for namespace in sorted({ns for ns, _ in PLATFORM}):
-        target.ensure_namespace(namespace)
-    for namespace, name in PLATFORM:
-        target.create({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": name, "image": f"registry.invalid/{name}"}]}}},
-        })
 
 
 class Classroom:
@@ -99,9 +87,7 @@ class Classroom:
             double.write_kubeconfig(self.kubeconfigs[student])
             workdir = self.root / "clients" / student
             workdir.mkdir(parents=True)
-            target = KubeTarget(str(self.kubeconfigs[student]), "double", double, double, workdir)
-            self.targets[student] = target
-            seed_platform(target)
+            self.targets[student] = KubeTarget(str(self.kubeconfigs[student]), "double", double, double, workdir)
         return self
 
     def _write_unreachable_kubeconfig(self):
@@ -117,7 +103,6 @@ class Classroom:
         workdir.mkdir(parents=True)
         self.targets[UNREACHABLE] = KubeTarget(str(self.kubeconfigs[UNREACHABLE]), "double", double, double,
                                                workdir)
-        seed_platform(self.targets[UNREACHABLE])
 
     def generate_inventory(self):
         roster = self.root / "roster.csv"
@@ -140,8 +125,11 @@ class Classroom:
             self.envoys.append(envoy.start())
 
     def extra_vars(self, **more):
+        platform = platform_vars(shared_path() / "upstream", self.root, "", "")
+        # The address plan in the inventory sets each lab's pool and ingress IP.
+        del platform["metallb_address_range"], platform["lab_ingress_ip"]
         return {
-            "classroom_stages": ["apps", "routes", "verify", "handouts", "status"],
+            **platform,
             "lab_enabled_chapters": ["1"],
             "lab_verify_ingress_ip": "{{ lab_ingress_ip }}",
             "lab_verify_http_port": self.envoy_port,
@@ -199,6 +187,21 @@ def test_every_reachable_lab_is_built_and_the_unreachable_one_is_reported(classr
            f"ansible-playbook playbooks/classroom.yml -i {classroom.inventory} --limit @{retry_file}" in output, result
 
 
+def test_every_stage_built_each_students_platform_through_their_own_api(classroom):
+    for student, target in classroom.targets.items():
+        lab = classroom.hostvars[student]
+        for namespace, name in PLATFORM:
+            deployment = target.get("apps/v1", "Deployment", name, namespace)
+            assert deployment and deployment["status"].get("availableReplicas") == 1, (student, name)
+        pools = target.list("metallb.io/v1beta1", "IPAddressPool", "metallb-system")
+        assert [p["spec"]["addresses"] for p in pools] == [[lab["metallb_address_range"]]], student
+        ingress = target.get("v1", "Service", "istio-ingressgateway", "istio-system")
+        assert ingress["status"]["loadBalancer"]["ingress"][0]["ip"] == lab["lab_ingress_ip"], student
+        # Each student's Grafana reads the password of that student's handout.
+        secret = target.get("v1", "Secret", "grafana-admin", "istio-system")
+        assert base64.b64decode(secret["data"]["password"]).decode() == password_of(classroom, student), student
+
+
 def test_the_built_labs_have_the_chapter_through_their_own_api(classroom):
     for student, target in classroom.targets.items():
         gateway = target.get("networking.istio.io/v1", "Gateway", "ingressgateway80", "microservice")
@@ -253,7 +256,9 @@ def test_handouts_hold_the_students_own_values_only_with_secrets_0600(classroom)
         assert sorted(p.name for p in folder.iterdir()) == ["README.md", "grafana-credentials.txt", "kubeconfig"]
         for path in folder.iterdir():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-        assert (folder / "kubeconfig").read_text() == classroom.kubeconfigs[student].read_text()
+        # Built from the student's own kubeconfig: its one context, cluster and user (issue 12).
+        assert yaml.safe_load((folder / "kubeconfig").read_text()) == {
+            k: v for k, v in yaml.safe_load(classroom.kubeconfigs[student].read_text()).items() if k != "preferences"}
         page = (folder / "README.md").read_text()
         own = own_values(classroom, student)
         assert passwords[student] in page

@@ -106,3 +106,17 @@ def test_the_namespace_goes_after_the_delay_without_any_request():
         assert double.store.find("", "namespaces", None, "lab") is None
         assert call(double, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                            "metadata": {"name": "lab"}})[0] == 201
+
+
+def test_a_test_can_hold_a_namespace_terminating_and_release_it():
+    """The delay is read when the controller looks: longer holds a deleted namespace, shorter releases it."""
+    with KubeDouble(namespace_deletion_delay=0.2) as double:
+        call(double, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                    "metadata": {"name": "lab"}})
+        call(double, "DELETE", "/api/v1/namespaces/lab")
+        double.store.namespace_deletion_delay = 3600
+        time.sleep(0.4)
+        assert call(double, "GET", "/api/v1/namespaces/lab")[1]["status"]["phase"] == "Terminating"
+        double.store.namespace_deletion_delay = 0.5
+        time.sleep(0.2)
+        assert call(double, "GET", "/api/v1/namespaces/lab")[0] == 404

@@ -104,3 +104,14 @@ def test_site_with_chapters_5_and_6_builds_verifies_and_reruns_unchanged(kube, s
         text = " ".join(result.stdout.split())
         assert "subset v1 answered 50 of 100 (50%), expected 90% ± 10" in text, text[-3000:]
         assert "subset v2 answered 50 of 100 (50%), expected 10% ± 10" in text
+
+        # With lab_verify_mesh_probes (a real cluster's default) the tasks find the client's pod and exec the
+        # request in it: the double runs no container, so the exec fails and the entry says so (not SKIP).
+        values = {**values, "lab_verify_chapters": ["6"], "lab_verify_mesh_probes": True, "lab_verify_fail": False}
+        result = run_playbook("playbooks/verify.yml", kube=kube, extra_vars=values)
+        assert result.rc == 0, result
+        text = " ".join(result.stdout.split())
+        assert "TASK [lab_verify : Send each request from its client pod]" in result.stdout
+        assert f"FAIL {EXTERNAL}: the client pod's request failed: Failed to execute on pod curl-" in text, \
+            text[-3000:]
+        assert "SKIP" not in text

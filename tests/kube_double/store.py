@@ -99,7 +99,7 @@ class Store:
         self.lock = threading.RLock()
         # Seconds a deleted namespace stays Terminating before the namespace
         # controller has emptied and removed it (stored-forms/namespace-deletion.json;
-        # 0 = at once). Namespace name -> monotonic time of its removal.
+        # 0 = at once). Namespace name -> monotonic time of its deletion.
         self.namespace_deletion_delay = namespace_deletion_delay
         self.terminating: dict[str, float] = {}
         self.resource_version = 100
@@ -635,22 +635,35 @@ class Store:
             return deep_copy(new)
         new["metadata"]["resourceVersion"] = self.next_rv()
         self._bucket(rtype)[("", name)] = new
-        self.terminating[name] = time.monotonic() + self.namespace_deletion_delay
-        timer = threading.Timer(self.namespace_deletion_delay + 0.01, self.reap)
-        timer.daemon = True
-        timer.start()
+        self.terminating[name] = time.monotonic()
+        self._reap_later(self.namespace_deletion_delay)
         for hook in self.after_write_hooks:
             hook(self, rtype, new, old)
         return deep_copy(new)
 
+    def _reap_later(self, seconds: float) -> None:
+        timer = threading.Timer(max(seconds, 0) + 0.01, self._reap_and_rearm)
+        timer.daemon = True
+        timer.start()
+
+    def _reap_and_rearm(self) -> None:
+        """The namespace controller's own clock: no request is needed for a namespace to go."""
+        with self.lock:
+            self.reap()
+            if self.terminating:  # the delay was made longer meanwhile: look again when the first is due
+                first = min(self.terminating.values())
+                self._reap_later(first + self.namespace_deletion_delay - time.monotonic())
+
     def reap(self) -> None:
-        """The namespace controller: remove the terminating namespaces whose time has come, with their contents."""
+        """The namespace controller: remove the terminating namespaces deleted at least
+        `namespace_deletion_delay` seconds ago (read at each call: a test may hold a namespace
+        terminating with a long delay, then release it), with their contents."""
         if not self.terminating:
             return
         with self.lock:
             clock = time.monotonic()
-            for name, due in sorted(self.terminating.items()):
-                if due <= clock:
+            for name, deleted_at in sorted(self.terminating.items()):
+                if clock - deleted_at >= self.namespace_deletion_delay:
                     del self.terminating[name]
                     namespace = self.find("", "namespaces", None, name)
                     if namespace is not None:

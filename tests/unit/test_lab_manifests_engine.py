@@ -395,3 +395,39 @@ def test_the_module_documents_exactly_its_arguments():
 
     compare(options, spec, "lab_manifests")
     assert spec["secrets"]["options"]["string_data"]["no_log"] and spec["secrets"]["options"]["data"]["no_log"]
+
+
+def test_read_returns_objects_before_any_write_and_hides_secrets():
+    client = FakeClient()
+    client.objects["/api/v1/namespaces/istio-system/configmaps/record"] = {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "record"}, "data": {"version": "1.30.3"}}
+    client.objects["/api/v1/namespaces/istio-system/secrets/admin"] = {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "admin"}, "data": {"password": "cHc="}}
+    result, _ = run(client, namespace="istio-system", read=[
+        {"kind": "ConfigMap", "name": "record"}, {"kind": "Deployment", "name": "istiod"},
+        {"kind": "Secret", "name": "admin"}])
+    assert result["read"][0]["data"] == {"version": "1.30.3"}
+    assert result["read"][1] is None
+    assert result["read"][2]["data"] == {"password": "VALUE_HIDDEN"}
+    assert not result["changed"] and client.writes() == []
+
+
+def test_a_namespace_being_deleted_is_waited_for_then_created():
+    client = FakeClient()
+    path = "/api/v1/namespaces/microservice"
+    client.objects[path] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "microservice",
+                                                                                  "labels": MANAGED},
+                            "status": {"phase": "Terminating"}}
+    gets = []
+
+    def gone_after_two_looks(seconds):
+        gets.append(seconds)
+        if len(gets) == 2:
+            del client.objects[path]
+
+    applier = ManifestApplier(client, params(manifests=[NAMESPACE, CONFIGMAP]), sleep=gone_after_two_looks)
+    result = applier.run()
+    assert [(r["kind"], r["action"], r["reason"]) for r in result["results"]] == [
+        ("Namespace", "created", "missing"), ("ConfigMap", "created", "missing")]
+    assert len(gets) == 2
+    assert [c["path"] for c in client.writes()] == [path, path + "/configmaps/dash"]

@@ -16,6 +16,8 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.istio_lab.routes import route_table
 
 from plugins.filter import lab_verify as F
+from plugins.modules import lab_http_split
+from tests.helpers import documented_options
 from tests.verify_envoy import Answer, EnvoyLikeServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,8 +132,9 @@ def test_route_table_of_chapter_6():
 def test_mesh_plan_gives_the_exact_commands_and_checks_the_path():
     found = table()
     [plan] = F.lab_verify_mesh_plan(rendered(), ["6"], found["egress_routes"], found["mesh_routes"], 10)
-    assert plan["exec_command"] == ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
-                                    f"http://{HOST}/"]
+    assert plan["exec_argv"] == ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                                 f"http://{HOST}/"]
+    assert plan["exec_command"] == f"curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 http://{HOST}/"
     assert plan["kubectl"][0] == (f"kubectl exec -n egress deploy/curl -c curl -- curl -sS -o /dev/null -w "
                                   f"'%{{http_code}}' --max-time 10 http://{HOST}/")
     assert plan["log_pattern"] == f"outbound|80||{HOST}"
@@ -155,6 +158,9 @@ def test_mesh_report_judges_the_request_and_the_gateway_log():
     assert not direct[0]["ok"] and "did not pass through it" in direct[0]["explanation"]
     refused = F.lab_verify_mesh_report(plan, [{**item, "stdout": "502"}], [{**item, "log_lines": [log]}])
     assert not refused[0]["ok"] and "answered 502" in refused[0]["explanation"]
+    failed = F.lab_verify_mesh_report(plan, [{**item, "failed": True, "msg": "Failed to execute on pod curl-1"}],
+                                      [{**item, "log_lines": []}])
+    assert failed[0]["explanation"] == "the client pod's request failed: Failed to execute on pod curl-1"
     skipped = F.lab_verify_mesh_report(plan, run=False)
     assert skipped[0]["ok"] and skipped[0]["skipped"] and "on a real cluster run kubectl exec" in \
         skipped[0]["explanation"]
@@ -180,3 +186,22 @@ def test_envoy_stand_in_answers_per_subset_by_weight():
         assert [a for a, _ in answers].count("v2") == 10
         assert answers[0][1] in ("tomcat v1\n", "tomcat v2\n")
         assert {get_subset(envoy, "b.example")[0] for _ in range(10)} == {"v2"}
+
+
+def test_lab_http_split_documents_exactly_its_arguments_and_counts_the_header():
+    documented = documented_options("lab_http_split")
+    assert set(documented) == set(lab_http_split.ARGUMENT_SPEC)
+    for name, arg in lab_http_split.ARGUMENT_SPEC.items():
+        for field in ("type", "default"):
+            assert documented[name].get(field) == arg.get(field), (name, field)
+        assert bool(documented[name].get("required")) == bool(arg.get("required")), name
+    with EnvoyLikeServer("127.0.0.1", 0, {"a.example": Answer(split={"v1": 50, "v2": 50})}) as envoy:
+        found = lab_http_split.sample(f"http://{envoy.address}:{envoy.port}/", "a.example", "X-Istio-Lab-Subset",
+                                      10, 5)
+        unrouted = lab_http_split.sample(f"http://{envoy.address}:{envoy.port}/", "b.example", "x-istio-lab-subset",
+                                         2, 5)
+    assert found == {"samples": 10, "values": {"v1": 5, "v2": 5}, "statuses": {"200": 10},
+                     "servers": {"istio-envoy": 10}, "errors": []}
+    assert unrouted["values"] == {"": 2} and unrouted["statuses"] == {"404": 2}
+    with pytest.raises(ValueError, match="only http"):
+        lab_http_split.sample("https://127.0.0.1/", "", "x", 1, 1)

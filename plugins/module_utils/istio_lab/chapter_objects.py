@@ -327,7 +327,12 @@ class Chapters:
     # ---- save ----------------------------------------------------------------------------------------------
     def save(self, chapter, directory, cluster):
         """Write the chapter's objects and the manifest; rewrite nothing when the save is already current."""
-        objects = [strip_server_fields(o) for o in self.find(chapter) if not is_generated(o)]
+        found = self.find(chapter)
+        deleting = sorted("/".join(filter(None, ref(o))) for o in found if o["metadata"].get("deletionTimestamp"))
+        if deleting:  # a terminating namespace: what a save would record is about to go
+            raise ChapterError(f"chapter {chapter} is being deleted ({', '.join(deleting)}): nothing saved; "
+                               "bring it up again, then save")
+        objects = [strip_server_fields(o) for o in found if not is_generated(o)]
         if not objects:
             raise ChapterError(f"chapter {chapter} has no objects on this cluster: nothing to save")
         files = {file_name(o): dump(o) for o in objects}

@@ -583,6 +583,24 @@ class ManifestApplier:
                                 "raise wait_timeout, or look at its events")
             self.sleep(self.delay)
 
+    def await_deletions(self, namespaces):
+        """A namespace being deleted (a chapter reset a moment ago) refuses
+        new content and cannot be created again until the namespace
+        controller has emptied it: wait until it is gone, then create it."""
+        for item in namespaces:
+            if ((item.live or {}).get("status") or {}).get("phase") != "Terminating":
+                continue
+            item.live = item.stored = None
+            item.action, item.reason = "create", "missing"
+            if self.check_mode:
+                continue
+            deadline = self.clock() + self.timeout
+            while self._get(item.resource, "", item.name) is not None:
+                if self.clock() + self.delay > deadline:
+                    raise KubeError(f"namespace {item.name} is still being deleted after {self.timeout} s (its "
+                                    "finalizers wait for something): raise wait_timeout, or look at its status")
+                self.sleep(self.delay)
+
     def wait_crds(self, crds):
         for item in crds:
             if self.check_mode:
@@ -593,6 +611,24 @@ class ManifestApplier:
             for version in spec.get("versions") or []:
                 self.discovery.forget(f"{spec.get('group')}/{version.get('name')}")
 
+    def _target(self, entry):
+        """(resource, namespace, name) of a wait_for or read entry."""
+        kind = entry["kind"]
+        resource = self.discovery.resource(entry.get("api_version") or DEFAULT_API_VERSIONS.get(kind, "v1"), kind)
+        namespace = (entry.get("namespace") or self.namespace) if resource.namespaced else ""
+        return resource, namespace, entry["name"]
+
+    def reads(self):
+        """The objects of `read` as they are before anything is written (None: missing)."""
+        found = []
+        for entry in self.params.get("read") or []:
+            obj = hide_secret(self._get(*self._target(entry)))
+            if obj:
+                obj = {**obj, "metadata": {k: v for k, v in (obj.get("metadata") or {}).items()
+                                           if k != "managedFields"}}
+            found.append(obj)
+        return found
+
     def waits(self, items):
         """The rollout waits (`wait`) and `wait_for`; what was waited for."""
         targets = []
@@ -600,11 +636,8 @@ class ManifestApplier:
             targets += [(i.resource, i.namespace, i.name, i.stored) for i in items if i.kind in WORKLOAD_KINDS]
         known = {(i.kind, i.namespace, i.name): i.stored for i in items}
         for entry in self.params.get("wait_for") or []:
-            kind = entry["kind"]
-            api_version = entry.get("api_version") or DEFAULT_API_VERSIONS.get(kind, "v1")
-            resource = self.discovery.resource(api_version, kind)
-            namespace = (entry.get("namespace") or self.namespace) if resource.namespaced else ""
-            targets.append((resource, namespace, entry["name"], known.get((kind, namespace, entry["name"]))))
+            resource, namespace, name = self._target(entry)
+            targets.append((resource, namespace, name, known.get((resource.kind, namespace, name))))
         waited = []
         for resource, namespace, name, obj in targets:
             obj = self.wait_until_ready(resource, namespace, name, obj)
@@ -625,6 +658,7 @@ class ManifestApplier:
         if namespaces:
             self.resolve(namespaces)
             self.read_live(namespaces)
+            self.await_deletions(namespaces)
             self.write(namespaces)
         if rest:
             self.resolve(rest)
@@ -638,6 +672,7 @@ class ManifestApplier:
         everything = main + late
         crds = [i for i in everything if i.kind == CRD_KIND and _group(i.api_version) == "apiextensions.k8s.io"]
         self.discovery = Discovery(self.client, [i.manifest for i in crds])
+        read = self.reads()
         if crds:
             self.resolve(crds)
             self.read_live(crds)
@@ -650,7 +685,7 @@ class ManifestApplier:
         self.stage([i for i in late if i not in crds])
         changed = any(i.action != "unchanged" for i in everything)
         result = {"changed": changed, "results": [i.row() for i in everything], "waited": waited,
-                  "webhook_retries": self.webhook_retries}
+                  "webhook_retries": self.webhook_retries, "read": read}
         if self.want_diff:
             result["diff"] = [{"before": diff_view(i.live), "after": diff_view(i.stored),
                                "before_header": i.ref(), "after_header": i.ref()}
@@ -673,6 +708,12 @@ MANIFESTS_ARGS = {
     "managed_labels": {"type": "dict", "default": dict(DEFAULT_LABELS)},
     "wait": {"type": "bool", "default": False},
     "wait_for": {"type": "list", "elements": "dict", "default": [], "options": {
+        "kind": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "namespace": {"type": "str"},
+        "api_version": {"type": "str"},
+    }},
+    "read": {"type": "list", "elements": "dict", "default": [], "options": {
         "kind": {"type": "str", "required": True},
         "name": {"type": "str", "required": True},
         "namespace": {"type": "str"},
