@@ -69,54 +69,6 @@ def _service_of(host, namespace, cluster_domain):
     return None
 
 
-def lab_route_destinations(virtual_services, cluster_domain="cluster.local"):
-    """Every in-cluster destination of the VirtualServices' HTTP, TLS and TCP
-    routes: [{virtual_service, namespace, service, port}] (port may be None)."""
-    destinations = []
-    for vs in virtual_services:
-        namespace = vs["namespace"]
-        spec = vs.get("spec") or {}
-        for protocol in ("http", "tls", "tcp"):
-            for rule in spec.get(protocol) or []:
-                for route in rule.get("route") or []:
-                    dest = route.get("destination") or {}
-                    service = _service_of(dest.get("host", ""), namespace, cluster_domain)
-                    if service is None:
-                        continue
-                    port = (dest.get("port") or {}).get("number")
-                    entry = {
-                        "virtual_service": f"{namespace}/{vs['name']}",
-                        "namespace": service[0],
-                        "service": service[1],
-                        "port": port,
-                    }
-                    if entry not in destinations:
-                        destinations.append(entry)
-    return destinations
-
-
-def lab_missing_destinations(destinations, services):
-    """Messages for destinations whose Service, or Service port, is missing.
-    `services`: Service objects as k8s_info returns them."""
-    ports = {}
-    for svc in services:
-        meta = svc.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
-        ports[key] = {p.get("port") for p in (svc.get("spec") or {}).get("ports") or []}
-    messages = []
-    for dest in destinations:
-        key = f"{dest['namespace']}/{dest['service']}"
-        if key not in ports:
-            messages.append(f"VirtualService {dest['virtual_service']} routes to Service {key}, which does not exist")
-        elif dest["port"] is not None and dest["port"] not in ports[key]:
-            known = ", ".join(str(p) for p in sorted(ports[key])) or "none"
-            messages.append(
-                f"VirtualService {dest['virtual_service']} routes to port {dest['port']} of Service {key}, "
-                f"which has no such port (ports: {known})"
-            )
-    return messages
-
-
 def _host_matches(pattern, host):
     """Istio host matching: '*' matches anything, '*.x' any name under x."""
     pattern = (pattern or "").lower()
@@ -210,18 +162,12 @@ def lab_verify_ingress_routes(routes, ingress_labels):
     return kept
 
 
-def lab_verify_split_targets(probes):
-    """The probes that carry a `split` (weights by subset, read from a
-    response header), for the sampling task."""
-    return [p for p in probes if p.get("split")]
-
-
 def _share(count, total):
     return 100.0 * count / total if total else 0.0
 
 
 def lab_verify_split_outcome(sample, split, tolerance):
-    """Judge one sampled probe: `sample` is lab_http_split's result (counts
+    """Judge one sampled probe: `sample` is lab_http_probe's result (counts
     of the header's values), `split` the probe's {header, weights}. Every
     subset's share of the answers must be within `tolerance` percentage
     points of its weight, a subset of weight 0 must never answer and one of
@@ -263,13 +209,15 @@ def lab_verify_split_outcome(sample, split, tolerance):
 
 
 def lab_verify_add_splits(report, samples, tolerance):
-    """The report with each split probe's outcome: `samples` is the
-    lab_http_split task's results registered in a loop over
-    lab_verify_split_targets (item = the probe). A probe whose split is off
-    fails, its explanation saying which subset answered how often."""
+    """The report with each split probe's outcome: `samples` is
+    lab_http_probe's results (item = the probe; only probes with a `split`
+    count). A probe whose split is off fails, its explanation saying which
+    subset answered how often."""
     by_key = {}
     for result in samples or []:
         item = result.get("item") or {}
+        if not item.get("split"):
+            continue
         by_key[(item.get("host") or "", item.get("path") or "/")] = (result, item.get("split") or {})
     updated = []
     for entry in report:
@@ -737,11 +685,8 @@ class FilterModule:
         return {
             "lab_unknown_chapters": lab_unknown_chapters,
             "lab_chapter_objects": lab_chapter_objects,
-            "lab_route_destinations": lab_route_destinations,
-            "lab_missing_destinations": lab_missing_destinations,
             "lab_verify_probes": lab_verify_probes,
             "lab_verify_ingress_routes": lab_verify_ingress_routes,
-            "lab_verify_split_targets": lab_verify_split_targets,
             "lab_verify_split_outcome": lab_verify_split_outcome,
             "lab_verify_add_splits": lab_verify_add_splits,
             "lab_verify_mesh_plan": lab_verify_mesh_plan,

@@ -30,6 +30,15 @@ description:
 extends_documentation_fragment:
   - istio_lab_auth
 options:
+  check_services:
+    description:
+      - Before any write, read the Services the VirtualServices route to (one LIST of their namespaces) and refuse
+        the task when a Service, or the port a route names, does not exist; nothing is written then. In check mode
+        such destinations are only reported as a warning (an earlier task of the same dry run only pretended to
+        create them).
+      - Destinations outside the cluster (hosts a ServiceEntry declares) are not checked.
+    type: bool
+    default: false
   service_entries:
     description:
       - The ServiceEntries to apply (external hosts, as M(istio_service_entry) takes them).

@@ -97,7 +97,8 @@ from ansible.module_utils.istio_lab.cluster_info import cluster_info
 def main():
     module = AnsibleModule(argument_spec=cluster_info_argument_spec(), supports_check_mode=True)
     params = module.params
-    run_guarded(module, lambda client: cluster_info(client, params["kube_proxy"], params["nodes"], params["kubeconfig"]))
+    run_guarded(module, lambda client: cluster_info(client, params["kube_proxy"], params["nodes"],
+                                                    params["kubeconfig"]))
 
 
 if __name__ == "__main__":

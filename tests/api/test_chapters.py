@@ -248,6 +248,29 @@ def test_bring_up_and_restore_wait_for_a_namespace_still_terminating(kube, platf
     assert (saves / "lab" / "1" / "manifest.yml").read_bytes() == manifest
 
 
+def test_reset_with_the_istio_crds_absent(kube_no_crds):
+    kube = kube_no_crds
+    labels = {**MANAGED, CHAPTER_LABEL: "1"}
+    kube.ensure_namespace("microservice", labels)
+    kube.create({"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": "tomcat", "namespace": "microservice", "labels": labels},
+                 "spec": {"selector": {"app": "tomcat"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    kube.ensure_namespace("other")
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "namespace": "other",
+                                                                      "labels": {**MANAGED, CHAPTER_LABEL: "2"}}})
+    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1"})
+    assert_ok(reset)
+    assert kube.get("v1", "Service", "tomcat", "microservice") is None
+    assert kube.get("v1", "Namespace", "microservice") is None
+    assert kube.get("v1", "ConfigMap", "keep", "other") is not None
+    listed = run_module("lab_chapter_objects", {"chapter": "all"}, kube=kube)
+    assert {"Gateway", "VirtualService", "DestinationRule"} <= set(listed["unserved_kinds"])
+    assert [(o["kind"], o["name"]) for o in listed["objects"]] == [("ConfigMap", "keep")]
+    again = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all"})
+    assert_ok(again)
+    assert kube.get("v1", "ConfigMap", "keep", "other") is None
+
+
 # ----------------------------------------------------------------------------------------- save/restore
 
 

@@ -120,3 +120,23 @@ def test_a_test_can_hold_a_namespace_terminating_and_release_it():
         double.store.namespace_deletion_delay = 0.5
         time.sleep(0.2)
         assert call(double, "GET", "/api/v1/namespaces/lab")[0] == 404
+
+
+def test_a_watch_sees_the_namespace_terminate_then_go():
+    import urllib.request
+
+    from tests.kube_double import DEFAULT_TOKEN
+
+    with KubeDouble(namespace_deletion_delay=0.5) as double:
+        status, created, _ = call(double, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                                         "metadata": {"name": "lab"}})
+        since = created["metadata"]["resourceVersion"]
+        request = urllib.request.Request(
+            f"{double.url}/api/v1/namespaces?watch=true&timeoutSeconds=2&resourceVersion={since}"
+            "&fieldSelector=metadata.name%3Dlab", headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            time.sleep(0.2)
+            call(double, "DELETE", "/api/v1/namespaces/lab")
+            events = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+    assert [(e["type"], e["object"]["status"]["phase"]) for e in events] == [
+        ("MODIFIED", "Terminating"), ("DELETED", "Terminating")]

@@ -15,8 +15,9 @@ def phase(wall, cpu, writes=0, returncode=0):
                          "object_gets": 0, "discovery": 5}}
 
 
-def site(one_noop=phase(8.0, 7.5), one_first=phase(30.0, 28.0), before_first=phase(50.0, 51.0),
-         class_noop=phase(200.0, 250.0)):
+def site(one_noop=None, one_first=None, before_first=None, class_noop=None):
+    one_noop, one_first = one_noop or phase(8.0, 7.5), one_first or phase(30.0, 28.0)
+    before_first, class_noop = before_first or phase(50.0, 51.0), class_noop or phase(200.0, 250.0)
     return [
         {"scenario": "site", "labs": 1, "ref": "e6ada6d", "phases": {"first": before_first, "noop": phase(45, 46)}},
         {"scenario": "site", "labs": 1, "phases": {"first": one_first, "noop": one_noop}},

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 
+from ansible.module_utils.istio_lab.args import cluster_info_argument_spec  # noqa: I001 -- wired by conftest
+from ansible.module_utils.istio_lab.cluster_info import kube_proxy_problem, node_addresses
+
 from tests.conftest import REPO
 from tests.helpers import VENV_BIN, documented_options
 from tests.unit.test_istio_normalize import compare
-
-from ansible.module_utils.istio_lab.args import cluster_info_argument_spec  # noqa: I001 -- wired by conftest
-from ansible.module_utils.istio_lab.cluster_info import kube_proxy_problem, node_addresses
 
 
 def test_node_addresses_are_internal_and_external_once_each_in_order():

@@ -13,10 +13,11 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 # conftest.py puts plugins/module_utils on ansible.module_utils' path
+from ansible.module_utils.istio_lab.probe import probe_all
 from ansible.module_utils.istio_lab.routes import route_table
 
 from plugins.filter import lab_verify as F
-from plugins.modules import lab_http_split
+from plugins.modules import lab_http_probe
 from tests.helpers import documented_options
 from tests.verify_envoy import Answer, EnvoyLikeServer
 
@@ -86,7 +87,6 @@ def test_probes_carry_the_catalogues_split():
     probes = F.lab_verify_probes(catalogue, ["5"], [], "")
     assert probes == [{"chapter": "5", "host": "tomcat.{{ lab_domain }}", "path": "/", "expected_status": 200,
                        "split": {"header": "x-istio-lab-subset", "weights": {"v1": 90, "v2": 10}}}]
-    assert F.lab_verify_split_targets(probes) == probes
 
 
 def test_only_the_ingress_gateways_routes_are_probed():
@@ -188,20 +188,48 @@ def test_envoy_stand_in_answers_per_subset_by_weight():
         assert {get_subset(envoy, "b.example")[0] for _ in range(10)} == {"v2"}
 
 
-def test_lab_http_split_documents_exactly_its_arguments_and_counts_the_header():
-    documented = documented_options("lab_http_split")
-    assert set(documented) == set(lab_http_split.ARGUMENT_SPEC)
-    for name, arg in lab_http_split.ARGUMENT_SPEC.items():
-        for field in ("type", "default"):
+def test_lab_http_probe_documents_exactly_its_arguments():
+    documented = documented_options("lab_http_probe")
+    assert set(documented) == set(lab_http_probe.ARGUMENT_SPEC)
+    for name, arg in lab_http_probe.ARGUMENT_SPEC.items():
+        for field in ("type", "default", "elements"):
             assert documented[name].get(field) == arg.get(field), (name, field)
         assert bool(documented[name].get("required")) == bool(arg.get("required")), name
+
+
+OPTIONS = {"server": "istio-envoy", "accept_redirects": True, "retries": 0, "delay": 0, "samples": 10,
+           "timeout": 5}
+
+
+def test_lab_http_probe_answers_each_probe_and_counts_the_split_header():
+    probes = [{"chapter": "5", "host": "a.example", "path": "/", "expected_status": 200,
+               "split": {"header": "X-Istio-Lab-Subset", "weights": {"v1": 50, "v2": 50}}},
+              {"chapter": "", "host": "b.example", "path": "/", "expected_status": 404}]
     with EnvoyLikeServer("127.0.0.1", 0, {"a.example": Answer(split={"v1": 50, "v2": 50})}) as envoy:
-        found = lab_http_split.sample(f"http://{envoy.address}:{envoy.port}/", "a.example", "X-Istio-Lab-Subset",
-                                      10, 5)
-        unrouted = lab_http_split.sample(f"http://{envoy.address}:{envoy.port}/", "b.example", "x-istio-lab-subset",
-                                         2, 5)
-    assert found == {"samples": 10, "values": {"v1": 5, "v2": 5}, "statuses": {"200": 10},
-                     "servers": {"istio-envoy": 10}, "errors": []}
-    assert unrouted["values"] == {"": 2} and unrouted["statuses"] == {"404": 2}
+        base = f"http://{envoy.address}:{envoy.port}"
+        found, unrouted = probe_all(base, probes, OPTIONS)
+    assert found["item"] == probes[0] and unrouted["item"] == probes[1]
+    assert (found["status"], found["server"], found["attempts"], found["url"]) == (200, "istio-envoy", 1, f"{base}/")
+    assert {k: found[k] for k in ("samples", "values", "statuses", "servers", "errors")} == {
+        "samples": 10, "values": {"v1": 5, "v2": 5}, "statuses": {"200": 10}, "servers": {"istio-envoy": 10},
+        "errors": []}
+    assert (unrouted["status"], unrouted["server"]) == (404, "istio-envoy") and "values" not in unrouted
     with pytest.raises(ValueError, match="only http"):
-        lab_http_split.sample("https://127.0.0.1/", "", "x", 1, 1)
+        probe_all("https://127.0.0.1", probes, OPTIONS)
+
+
+def test_lab_http_probe_retries_until_the_expected_answer_then_takes_the_last():
+    sleeps = []
+    with EnvoyLikeServer("127.0.0.1", 0, {"a.example": [404, 404, 200]}) as envoy:
+        base = f"http://{envoy.address}:{envoy.port}"
+        routed = probe_all(base, [{"host": "a.example", "expected_status": 200}], {**OPTIONS, "retries": 3},
+                           sleeps.append)[0]
+        never = probe_all(base, [{"host": "c.example", "expected_status": 200}], {**OPTIONS, "retries": 2},
+                          sleeps.append)[0]
+    assert (routed["status"], routed["attempts"]) == (200, 3)
+    assert (never["status"], never["attempts"]) == (404, 3)
+    assert len(sleeps) == 4
+    with EnvoyLikeServer("127.0.0.1", 0) as closed:
+        port = closed.port
+    refused = probe_all(f"http://127.0.0.1:{port}", [{"host": "", "expected_status": 200}], OPTIONS)[0]
+    assert refused["status"] is None and refused["msg"].startswith("Request failed:")

@@ -9,6 +9,9 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
+# conftest.py puts plugins/module_utils on ansible.module_utils' path
+from ansible.module_utils.istio_lab.routes import missing_service_messages, service_destinations
+
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "kubernets.cn"
 IP = "127.0.0.1"
@@ -132,6 +135,11 @@ def test_unknown_chapters_are_named(catalogue):
         F.lab_chapter_objects(catalogue, ["1"], "services", {}, "l")
 
 
+def as_objects(definitions):
+    """Chapter definitions as the API holds them (what istio_routes checks)."""
+    return [{"metadata": {"name": d["name"], "namespace": d["namespace"]}, "spec": d["spec"]} for d in definitions]
+
+
 def test_route_destinations_resolve_short_and_full_names(catalogue):
     vs = F.lab_chapter_objects(catalogue, ["1", "2", "3"], "virtual_services", {}, "l")
     external = {
@@ -139,7 +147,7 @@ def test_route_destinations_resolve_short_and_full_names(catalogue):
         "namespace": "microservice",
         "spec": {"http": [{"route": [{"destination": {"host": "httpbin.org"}}]}]},
     }
-    found = F.lab_route_destinations([*vs, external])
+    found = service_destinations(as_objects([*vs, external]))
     assert [(d["namespace"], d["service"], d["port"]) for d in found] == [
         ("microservice", "tomcat", 80),
         ("istio-system", "prometheus", 9090),
@@ -154,18 +162,22 @@ def service(namespace, name, *ports):
     return {"metadata": {"namespace": namespace, "name": name}, "spec": {"ports": [{"port": p} for p in ports]}}
 
 
+def by_key(*services):
+    return {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in services}
+
+
 def test_missing_destinations_name_service_and_port(catalogue):
-    vs = F.lab_chapter_objects(catalogue, ["3"], "virtual_services", {}, "l")
+    destinations = service_destinations(as_objects(F.lab_chapter_objects(catalogue, ["3"], "virtual_services", {},
+                                                                         "l")))
     services = [service("istio-system", "grafana", 3000), service("istio-system", "kiali", 9090)]
-    messages = F.lab_missing_destinations(F.lab_route_destinations(vs), services)
-    assert messages == [
+    assert missing_service_messages(destinations, by_key(*services)) == [
         "VirtualService istio-system/kiali-istio routes to port 20001 of Service istio-system/kiali, "
         "which has no such port (ports: 9090)",
         "VirtualService istio-system/zipkin-istio routes to Service istio-system/zipkin, which does not exist",
     ]
     services.append(service("istio-system", "zipkin", 9411))
     services[1] = service("istio-system", "kiali", 20001, 9090)
-    assert F.lab_missing_destinations(F.lab_route_destinations(vs), services) == []
+    assert missing_service_messages(destinations, by_key(*services)) == []
 
 
 # --- lab_verify: what to probe -----------------------------------------------

@@ -26,7 +26,14 @@ from ansible.module_utils.istio_lab.normalize import (
     merged_object,
     view,
 )
-from ansible.module_utils.istio_lab.resource import MANAGED_BY_LABEL, MANAGED_BY_VALUE, IstioResource, NotServed
+from ansible.module_utils.istio_lab.resource import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    IstioResource,
+    NotServed,
+    list_objects,
+)
+from ansible.module_utils.istio_lab.routes import missing_service_messages, service_destinations
 from ansible.module_utils.istio_lab.validate import (
     Problem,
     SchemaValidator,
@@ -477,6 +484,8 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
         problems = [p for kind in active for p in appliers[kind].dry_run_problems()]
     if problems:
         raise ApplyFailed(Applier._problem_message(problems), problems)
+    if params.get("check_services") and "VirtualService" in plans:
+        _check_services(client, plans["VirtualService"], check_mode, result["warnings"])
 
     written = 0
     for kind in kinds:
@@ -492,6 +501,24 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
             if want_diff and _changed(plan):
                 result["diff"].append(_diff(appliers[kind], plan))
     return result
+
+
+def _check_services(client, plans, check_mode, warnings):
+    """Refuse, before any write, VirtualServices that route to a Service or
+    port that does not exist (one LIST of the Services' namespaces). In check
+    mode an earlier stage only pretended to create its Services: warn."""
+    destinations = service_destinations(p.desired for p in plans if p.desired is not None)
+    if not destinations:
+        return
+    services = list_objects(client, "/api/v1", "services", {d["namespace"] for d in destinations}, "Service")
+    messages = missing_service_messages(destinations, services)
+    if not messages:
+        return
+    if check_mode:
+        warnings.append(f"A real run would refuse: {'; '.join(messages)}.")
+        return
+    problems = [Problem(f"VirtualService {m.split()[1]}", "spec", m) for m in messages]
+    raise ApplyFailed(f"Nothing was written: {'; '.join(messages)}.", problems)
 
 
 def check_libraries(module):

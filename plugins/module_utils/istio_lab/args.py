@@ -50,6 +50,7 @@ RESOURCE_ARGS["state"]["default"] = "present"
 ROUTES_ARGS = {
     **{key: copy.deepcopy(RESOURCE_ARGS[key])
        for key in ("namespace", "labels", "annotations", "state", "api_version", "validate", "adopt")},
+    "check_services": {"type": "bool", "default": False},
     **{option: copy.deepcopy(RESOURCE_ARGS["definitions"])
        for option in ("service_entries", "gateways", "virtual_services", "destination_rules")},
 }

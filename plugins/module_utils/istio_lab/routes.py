@@ -324,3 +324,42 @@ def egress_routes(routes, mesh_routes, services, problems):
             "destinations": external,
         })
     return found
+
+
+def service_destinations(virtual_services):
+    """Every in-cluster Service destination of the VirtualServices' HTTP, TLS
+    and TCP routes, once each: [{virtual_service, namespace, service, port}]
+    (port None when the route names none); external hosts are left out."""
+    found = []
+    for vs in virtual_services:
+        namespace = vs["metadata"].get("namespace", "")
+        spec = vs.get("spec") or {}
+        for protocol in ("http", "tls", "tcp"):
+            for rule in spec.get(protocol) or []:
+                for route in rule.get("route") or []:
+                    destination = route.get("destination") or {}
+                    key = service_key(resolve_host(destination.get("host", ""), namespace))
+                    if key is None:
+                        continue
+                    entry = {"virtual_service": f"{namespace}/{vs['metadata']['name']}", "namespace": key[0],
+                             "service": key[1], "port": (destination.get("port") or {}).get("number")}
+                    if entry not in found:
+                        found.append(entry)
+    return found
+
+
+def missing_service_messages(destinations, services):
+    """A message for each destination whose Service, or Service port, does not
+    exist. `services`: the live Services by (namespace, name)."""
+    messages = []
+    for dest in destinations:
+        key = f"{dest['namespace']}/{dest['service']}"
+        service = services.get((dest["namespace"], dest["service"]))
+        ports = {p.get("port") for p in ((service or {}).get("spec") or {}).get("ports") or []}
+        if service is None:
+            messages.append(f"VirtualService {dest['virtual_service']} routes to Service {key}, which does not exist")
+        elif dest["port"] is not None and dest["port"] not in ports:
+            known = ", ".join(str(p) for p in sorted(ports)) or "none"
+            messages.append(f"VirtualService {dest['virtual_service']} routes to port {dest['port']} of Service "
+                            f"{key}, which has no such port (ports: {known})")
+    return messages
