@@ -182,7 +182,8 @@ def test_routes_check_mode_on_an_empty_cluster_writes_nothing(kube):
     assert kube.writes(mark) == []
     assert all_istio_objects(kube) == {"Gateway": [], "VirtualService": [], "DestinationRule": []}
     # the missing Services are reported, not hidden, in check mode
-    assert "routes to Service microservice/tomcat, which does not exist" in flat(result.stdout)
+    assert "A real run would refuse: VirtualService microservice/tomcat-virtualservice routes to Service " \
+        "microservice/tomcat, which does not exist" in flat(result.stdout + result.stderr)
 
 
 def test_unknown_chapter_is_refused_before_anything_is_written(kube):
