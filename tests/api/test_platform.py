@@ -309,13 +309,19 @@ class _CountingHandler(http.server.SimpleHTTPRequestHandler):
         self.server.paths.append(self.path)
 
 
+def release_istioctl(path):
+    """The istioctl of a release: here a wrapper of the test double (which finds ../shared from its own place)."""
+    path.write_text(f'#!/bin/sh\nexec "{ISTIOCTL_DOUBLE}" "$@"\n')
+    path.chmod(0o755)
+
+
 def test_istioctl_from_release_tarball_is_downloaded_once(platform, tmp_path):
     """The release route: a tarball served over HTTP on loopback (standing in
     for the GitHub release), downloaded and extracted once, then reused."""
     kube, workdir = platform["kube"], platform["workdir"]
     release = tmp_path / "release"
     (release / "istio-1.30.3" / "bin").mkdir(parents=True)
-    shutil.copy(ISTIOCTL_DOUBLE, release / "istio-1.30.3" / "bin" / "istioctl")
+    release_istioctl(release / "istio-1.30.3" / "bin" / "istioctl")
     with tarfile.open(tmp_path / "istio-1.30.3-linux-amd64.tar.gz", "w:gz") as tar:
         tar.add(release / "istio-1.30.3", arcname="istio-1.30.3")
     server = http.server.ThreadingHTTPServer(
@@ -343,7 +349,7 @@ def test_istioctl_from_release_tarball_is_downloaded_once(platform, tmp_path):
 def test_istioctl_from_an_extracted_release_directory(platform, tmp_path):
     kube, workdir = platform["kube"], platform["workdir"]
     (tmp_path / "istio-1.30.3" / "bin").mkdir(parents=True)
-    shutil.copy(ISTIOCTL_DOUBLE, tmp_path / "istio-1.30.3" / "bin" / "istioctl")
+    release_istioctl(tmp_path / "istio-1.30.3" / "bin" / "istioctl")
     result = stage("istio", kube, workdir, istio_istioctl_path="", istio_release_src=str(tmp_path / "istio-1.30.3"))
     assert result.rc == 0 and result.changed == 0, result
 
