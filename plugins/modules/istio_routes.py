@@ -267,7 +267,7 @@ problems:
   type: list
   elements: dict
   sample: [{kind: VirtualService, object: VirtualService microservice/canary, field: "spec.http[0].route[1].weight",
-            message: "the weights of spec.http[0].route sum to 90 (80 + 10); they must sum to 100"}]
+            message: "weight -10 is negative: weights are 0..100"}]
 api_requests:
   description: Number of API requests this call made, by verb (C(list), C(get), C(create), C(update), C(delete),
     C(create_dry_run), C(update_dry_run)); retried requests count each time.

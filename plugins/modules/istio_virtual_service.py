@@ -61,7 +61,8 @@ options:
       - How validation failures of cross-object rules are reported.
       - Validation always checks the schema of the CRD the cluster serves, with unknown (misspelt) fields as errors
         (the API server itself drops them silently), and Istio's rules within one object; those always fail.
-      - Istio's rules for VirtualServices are checked too -- the destination weights of each route sum to 100.
+      - Istio's rules for VirtualServices are checked too, for example no negative destination weight. Weights that do
+        not sum to 100 (istiod scales them) are accepted with a warning.
       - Cross-object rules (relaxed to warnings by O(validate=warn) and in check mode) -- every gateway named in
         C(spec.gateways) or a match exists, in the definitions' cluster (C(mesh) is Istio's own and always valid;
         C(name) means the VirtualService's namespace, C(namespace/name) another), and every host is admitted by a
@@ -244,7 +245,7 @@ problems:
   type: list
   elements: dict
   sample: [{kind: VirtualService, object: VirtualService microservice/canary, field: "spec.http[0].route[1].weight",
-            message: "the weights of spec.http[0].route sum to 90 (80 + 10); they must sum to 100"}]
+            message: "weight -10 is negative: weights are 0..100"}]
 api_requests:
   description: Number of API requests this call made, by verb (C(list), C(get), C(create), C(update), C(delete),
     C(create_dry_run), C(update_dry_run)); retried requests count each time.

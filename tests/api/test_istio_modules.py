@@ -162,7 +162,7 @@ def bad_inputs():
         return item
 
     https = {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"], "tls": {"mode": "SIMPLE"}}
-    tcp_on_80 = {"port": {"number": 80, "name": "tcp", "protocol": "TCP"}, "hosts": ["*"]}
+    unknown_protocol = {"port": {"number": 8080, "name": "web", "protocol": "HTTPX"}, "hosts": ["*"]}
     two_subsets = course("destination_rules", "tomcat")
     two_subsets["spec"]["subsets"].append({"name": "v1"})
     bad_duration = course("destination_rules", "tomcat")
@@ -172,7 +172,7 @@ def bad_inputs():
         "istio_virtual_service": [
             (vs("unknown-field", lambda s: s.update(hostz=["x"])), "spec.hostz"),
             (vs("wrong-type", lambda s: s.update(hosts="tomcat")), "spec.hosts"),
-            (vs("weights", lambda s: s["http"][0]["route"].append({"destination": {"host": "tomcat"}, "weight": 10})),
+            (vs("weights", lambda s: s["http"][0]["route"].append({"destination": {"host": "tomcat"}, "weight": -10})),
              "spec.http[0].route[1].weight"),
             (vs("missing-gateway", lambda s: s.update(gateways=["ingressgateway8080"])), "spec.gateways[0]"),
             (vs("host-not-admitted", lambda s: s.update(hosts=["grafana.example.org"]), base="prometheus-istio"),
@@ -180,7 +180,7 @@ def bad_inputs():
             (vs("Bad_Name", lambda s: None), "metadata.name"),
         ],
         "istio_gateway": [
-            (gw("port-protocol", tcp_on_80), "spec.servers[1].port.protocol"),
+            (gw("port-protocol", unknown_protocol), "spec.servers[1].port.protocol"),
             (gw("tls-credential", https), "spec.servers[1].tls.credentialName"),
         ],
         "istio_destination_rule": [

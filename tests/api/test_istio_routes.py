@@ -140,7 +140,7 @@ def test_one_invalid_object_among_many_writes_nothing_and_names_kind_object_and_
     kube = lab
     routes = all_routes()
     routes["virtual_services"][1]["spec"]["http"][0]["route"].append(
-        {"destination": {"host": "prometheus"}, "weight": 10})  # prometheus-istio: weights 0 + 10
+        {"destination": {"host": "prometheus"}, "weight": -10})  # prometheus-istio: a negative weight
     routes["destination_rules"][0]["spec"]["subsets"].append({"name": "v1"})  # a duplicate subset
     mark = kube.mark()
     result = run_module("istio_routes", routes, kube=kube)

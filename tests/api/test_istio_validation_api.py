@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# conftest.py puts plugins/module_utils on ansible.module_utils' path
+from ansible.module_utils.istio_lab.validate import POLICY_RULES  # noqa: I001
+
 from tests.helpers import run_module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +23,9 @@ pytestmark = pytest.mark.api
 V1 = "networking.istio.io/v1"
 INVALID = yaml.safe_load((REPO / "tests/fixtures/validation/invalid.yml").read_text())
 VALID = yaml.safe_load((REPO / "tests/fixtures/validation/valid.yml").read_text())
-CASES = INVALID
+# istio-lab's policy rules are warnings, never refusals (istiod accepts those objects)
+POLICY = [case for case in INVALID if case["rule"] in POLICY_RULES]
+CASES = [case for case in INVALID if case["rule"] not in POLICY_RULES]
 MODULES = {"Gateway": "istio_gateway", "VirtualService": "istio_virtual_service",
            "DestinationRule": "istio_destination_rule", "ServiceEntry": "istio_service_entry"}
 OPTIONS = {"ServiceEntry": "service_entries", "Gateway": "gateways", "VirtualService": "virtual_services",
@@ -104,3 +109,15 @@ def test_the_twelve_inputs_of_the_issue_are_refused_one_by_one(lab):
     for case in issue:
         result = run_module(MODULES[case["kind"]], {**definition(case), "validate": "warn"}, kube=lab)
         assert_refused_and_nothing_written(lab, mark, result, [case])
+
+
+def test_policy_rules_warn_and_write_what_istiod_accepts(lab):
+    """The course's conventions stricter than istiod (weights summing to 100, ...) never refuse an object."""
+    assert POLICY
+    for case in POLICY:
+        mark = lab.mark()
+        result = run_module(MODULES[case["kind"]], definition(case), kube=lab)
+        assert not result.get("failed") and result["changed"], (case["id"], result)
+        assert any(f"{expected(case)[0]}: {case['field']}:" in w and "istiod accepts this" in w
+                   for w in result.get("warnings", [])), (case["id"], result.get("warnings"))
+        assert lab.writes(mark), case["id"]

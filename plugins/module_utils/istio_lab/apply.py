@@ -35,6 +35,7 @@ from ansible.module_utils.istio_lab.resource import (
 )
 from ansible.module_utils.istio_lab.routes import missing_service_messages, service_destinations
 from ansible.module_utils.istio_lab.validate import (
+    POLICY_RULES,
     Problem,
     SchemaValidator,
     gateway_index,
@@ -227,7 +228,11 @@ class Applier:
                     errors += problems
         checked = [p.desired for p in plans if p.desired is not None and p.key not in malformed]
         for obj in checked:
-            errors += _rule(object_problems, obj)
+            for problem in _rule(object_problems, obj):
+                if problem.rule in POLICY_RULES:  # istiod accepts it: say so, never refuse it
+                    self.warnings.append(f"{problem} (istiod accepts this; the course's convention differs)")
+                else:
+                    errors.append(problem)
         cross = self._cross_object_problems(checked, gateways)
         if self.validate == "strict" and not self.check_mode:
             errors += cross
