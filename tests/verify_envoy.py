@@ -78,6 +78,19 @@ def _matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
+def chapter_answers(domain: str) -> dict:
+    """What the ingress gateway's Envoy answers once chapters 1-4 are routed
+    for `domain`: chapter 1's '*' route (tomcat) catches the bare IP and every
+    other host, Kiali redirects."""
+    return {
+        "*": 200,
+        f"prometheus-istio.{domain}": 200,
+        f"grafana-istio.{domain}": 200,
+        f"kiali-istio.{domain}": Answer(302, location="/kiali/"),
+        f"zipkin-istio.{domain}": 200,
+    }
+
+
 class EnvoyLikeServer:
     """Answers like Envoy on `address:port` (port 0 = pick a free one).
 

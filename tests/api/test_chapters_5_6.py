@@ -6,11 +6,11 @@ playbooks/{reset,save,restore}-chapter.yml unchanged. Against a Kubernetes
 API (the double, or a real cluster with ISTIO_LAB_TEST_KUBECONFIG); checked
 through the API only. The external host of chapter 6 is never dialled."""
 
-import copy
 
 import pytest
 import yaml
 
+from tests.api.test_chapters import comparable, snapshot, versions
 from tests.helpers import REPO, run_module, run_playbook
 
 pytestmark = pytest.mark.api
@@ -35,27 +35,6 @@ def chapter_objects(chapter):
     for key, kind in KINDS.items():
         objects += [(ISTIO, kind, obj["namespace"], obj["name"]) for obj in entry.get(key) or []]
     return objects
-
-
-def snapshot(kube, objects):
-    return {ref: kube.get(ref[0], ref[1], ref[3], ref[2]) for ref in objects}
-
-
-def versions(snap):
-    return {ref: obj and obj["metadata"]["resourceVersion"] for ref, obj in snap.items()}
-
-
-def comparable(obj):
-    meta = obj["metadata"]
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != "kubernetes.io/metadata.name"}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != "deployment.kubernetes.io/revision"}
-    spec = copy.deepcopy(obj.get("spec") or {})
-    if obj["kind"] == "Service":
-        for key in ("clusterIP", "clusterIPs"):
-            spec.pop(key, None)
-    if obj["kind"] == "Namespace":
-        spec = {}
-    return {"labels": labels, "annotations": annotations, "spec": spec}
 
 
 @pytest.fixture

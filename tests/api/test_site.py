@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import WRITE_VERBS
 from tests.helpers import platform_vars, run_playbook
-from tests.verify_envoy import Answer, EnvoyLikeServer
+from tests.verify_envoy import EnvoyLikeServer, chapter_answers
 
 pytestmark = pytest.mark.api
 
@@ -58,13 +58,7 @@ def site(kube, shared_dir: Path, workdir: Path, envoy: EnvoyLikeServer | None, c
 def envoy_stand_in() -> EnvoyLikeServer:
     """Answers like the ingress gateway's Envoy once the chapters' routes exist:
     chapter 1's '*' route (tomcat) catches the bare IP and every other host."""
-    return EnvoyLikeServer(ENVOY_ADDRESS, 0, {
-        "*": 200,
-        f"prometheus-istio.{DOMAIN}": 200,
-        f"grafana-istio.{DOMAIN}": 200,
-        f"kiali-istio.{DOMAIN}": Answer(302, location="/kiali/"),
-        f"zipkin-istio.{DOMAIN}": 200,
-    })
+    return EnvoyLikeServer(ENVOY_ADDRESS, 0, chapter_answers(DOMAIN))
 
 
 def ports(service: dict) -> list[tuple]:

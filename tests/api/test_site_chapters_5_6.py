@@ -19,7 +19,7 @@ import json
 import pytest
 
 from tests.helpers import platform_vars, run_playbook
-from tests.verify_envoy import Answer, EnvoyLikeServer
+from tests.verify_envoy import Answer, EnvoyLikeServer, chapter_answers
 
 pytestmark = pytest.mark.api
 
@@ -33,14 +33,8 @@ CHAPTERS = ["1", "2", "3", "4", "5", "6"]
 
 
 def envoy_stand_in(split=None) -> EnvoyLikeServer:
-    return EnvoyLikeServer(ENVOY_ADDRESS, 0, {
-        "*": 200,
-        f"prometheus-istio.{DOMAIN}": 200,
-        f"grafana-istio.{DOMAIN}": 200,
-        f"kiali-istio.{DOMAIN}": Answer(302, location="/kiali/"),
-        f"zipkin-istio.{DOMAIN}": 200,
-        f"tomcat.{DOMAIN}": Answer(split=split or {"v1": 90, "v2": 10}),
-    })
+    return EnvoyLikeServer(ENVOY_ADDRESS, 0, {**chapter_answers(DOMAIN),
+                                              f"tomcat.{DOMAIN}": Answer(split=split or {"v1": 90, "v2": 10})})
 
 
 def site_vars(shared_dir, workdir, envoy) -> dict:
