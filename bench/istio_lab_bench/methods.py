@@ -56,6 +56,8 @@ def render(objects: list[IstioObject], workdir: Path, kubeconfig: Path) -> None:
         "bench_virtual_services": by_kind["VirtualService"],
         "bench_destination_rules": by_kind["DestinationRule"],
         "bench_manifests": [obj.manifest() for obj in objects],
+        # method 1 reads the files kubectl reads (istio_routes' src)
+        "bench_manifests_dir": str(workdir / "manifests"),
     }
     (workdir / "vars.json").write_text(json.dumps(extra_vars))
     manifests = workdir / "manifests"

@@ -30,6 +30,16 @@ description:
 extends_documentation_fragment:
   - istio_lab_auth
 options:
+  src:
+    description:
+      - YAML files, or directories of them (C(*.yaml), C(*.yml), in name order), holding Istio objects of the four
+        kinds as C(kubectl apply -f) takes them (C(apiVersion), C(kind), C(metadata.name), C(metadata.namespace),
+        C(metadata.labels), C(metadata.annotations), C(spec); several documents per file). They are read by the
+        module itself on the host it runs on and applied with the objects of the other options, exactly as if they
+        had been given there (state V(present)).
+      - For large object sets this is faster than passing them as options, which Ansible templates one by one.
+    type: list
+    elements: path
   check_services:
     description:
       - Before any write, read the Services the VirtualServices route to (one LIST of their namespaces) and refuse

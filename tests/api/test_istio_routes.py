@@ -205,3 +205,24 @@ def test_absent_removes_in_reverse_order(lab):
     again = run_module("istio_routes", {**gone, "state": "absent"}, kube=kube)
     assert not again["changed"] and rows(again) == expected_rows("absent", gone)
     assert kube.writes(mark) == []
+
+
+def test_objects_read_from_files_are_applied_as_if_given_inline(lab, tmp_path):
+    """src: the module opens YAML files (as kubectl apply -f takes them) itself."""
+    kube = lab
+    manifests = [{"apiVersion": V1, "kind": kind, "metadata": {"name": item["name"], "namespace": item["namespace"]},
+                  "spec": item["spec"]} for option, kind in OPTIONS.items() for item in COURSE[option]]
+    (tmp_path / "routes").mkdir()
+    (tmp_path / "routes" / "a-gateways.yaml").write_text(yaml.safe_dump_all(manifests[:3]))
+    (tmp_path / "routes" / "b-rest.yml").write_text(yaml.safe_dump_all(manifests[3:]))
+    (tmp_path / "routes" / "notes.txt").write_text("not read")
+    created = run_module("istio_routes", {"src": [str(tmp_path / "routes")]}, kube=kube)
+    assert created["changed"] and rows(created) == expected_rows("created"), created.get("msg")
+    mark = kube.mark()
+    # the same objects given inline are what the files made: nothing to do
+    again = run_module("istio_routes", all_routes(), kube=kube)
+    assert not again["changed"] and kube.writes(mark) == []
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Service",
+                                                       "metadata": {"name": "x"}}))
+    refused = run_module("istio_routes", {"src": [str(tmp_path / "bad.yaml")]}, kube=kube)
+    assert refused.get("failed") and "document 0 of" in refused["msg"] and "is not an Istio object" in refused["msg"]

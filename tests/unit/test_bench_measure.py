@@ -74,6 +74,7 @@ def test_render_writes_the_same_objects_for_ansible_and_kubectl(tmp_path):
     files = sorted((tmp_path / "manifests").iterdir())
     manifests = [o.manifest() for o in generated]
     assert [yaml.safe_load(f.read_text()) for f in files] == extra_vars["bench_manifests"] == manifests
+    assert extra_vars["bench_manifests_dir"] == str(tmp_path / "manifests")  # method 1 reads what kubectl reads
     # A second render (the changed run) replaces the files rather than adding to them.
     methods.render(generated[:5], tmp_path, tmp_path / "kubeconfig.yaml")
     assert len(list((tmp_path / "manifests").iterdir())) == 5

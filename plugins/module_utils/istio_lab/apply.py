@@ -11,6 +11,7 @@ on 409; POST for new ones; DELETE for state=absent)."""
 
 from __future__ import annotations
 
+import os
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -434,6 +435,39 @@ ROUTE_KINDS = (("service_entries", "ServiceEntry"), ("gateways", "Gateway"),
                ("virtual_services", "VirtualService"), ("destination_rules", "DestinationRule"))
 
 
+def _yaml_files(paths):
+    for path in paths:
+        if os.path.isdir(path):
+            yield from sorted(os.path.join(path, name) for name in os.listdir(path)
+                              if name.endswith((".yaml", ".yml")))
+        else:
+            yield path
+
+
+def definitions_from_files(paths):
+    """The Istio objects of YAML files (or directories of them), as `definitions` entries by kind."""
+    import yaml  # a dependency of the kubernetes client
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    kinds = {kind for _, kind in ROUTE_KINDS}
+    found = {}
+    for path in _yaml_files(paths):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                documents = [doc for doc in yaml.load_all(handle, Loader=loader) if doc]
+        except (OSError, yaml.YAMLError) as exc:
+            raise KubeError(f"src: cannot read {path}: {exc}") from None
+        for i, doc in enumerate(documents):
+            meta = doc.get("metadata") if isinstance(doc, dict) else None
+            if not isinstance(meta, dict) or doc.get("kind") not in kinds or not meta.get("name"):
+                raise KubeError(f"src: document {i} of {path} is not an Istio object of kind "
+                                f"{', '.join(sorted(kinds))} with metadata.name")
+            found.setdefault(doc["kind"], []).append({
+                "name": meta["name"], "namespace": meta.get("namespace"), "spec": doc.get("spec"),
+                "labels": meta.get("labels"), "annotations": meta.get("annotations"), "state": "present"})
+    return found
+
+
 def _gateways_after(live, plans):
     """gateway_index of the Gateways as they will be once the task ran: the
     live ones, with the task's own Gateways created, updated or removed."""
@@ -457,7 +491,9 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
     left referring to an object not yet written or already removed. The
     module's result (without api_requests)."""
     options = {kind: option for option, kind in ROUTE_KINDS}
-    definitions = {kind: object_definitions({**params, "definitions": params.get(option) or []})
+    from_files = definitions_from_files(params.get("src") or [])
+    definitions = {kind: object_definitions({**params, "definitions": (params.get(option) or [])
+                                             + from_files.get(kind, [])})
                    for option, kind in ROUTE_KINDS}
     kinds = [kind for _, kind in ROUTE_KINDS if definitions[kind]]
     result = {"changed": False, "warnings": [], "results": [], **({"diff": []} if want_diff else {})}

@@ -51,12 +51,13 @@ ROUTES_ARGS = {
     **{key: copy.deepcopy(RESOURCE_ARGS[key])
        for key in ("namespace", "labels", "annotations", "state", "api_version", "validate", "adopt")},
     "check_services": {"type": "bool", "default": False},
+    "src": {"type": "list", "elements": "path"},
     **{option: copy.deepcopy(RESOURCE_ARGS["definitions"])
        for option in ("service_entries", "gateways", "virtual_services", "destination_rules")},
 }
 
 ROUTES_MODULE_KWARGS = {
-    "required_one_of": [("service_entries", "gateways", "virtual_services", "destination_rules")],
+    "required_one_of": [("service_entries", "gateways", "virtual_services", "destination_rules", "src")],
     "supports_check_mode": True,
 }
 
