@@ -18,19 +18,17 @@ Image registry addresses (classroom mirrors)
 ``lab_mirror_image`` moves an image reference to ``lab_registry_mirror``:
 the registry host is replaced by the mirror and the repository path kept
 (``quay.io/metallb/controller:v0.16.1`` -> ``<mirror>/metallb/controller:v0.16.1``;
-Docker Hub short names gain their implicit ``library/``).
-``lab_mirror_images`` does that to every container of a list of manifests.
+Docker Hub short names gain their implicit ``library/``). The upstream
+manifests' images are moved by lab_manifests itself (``image_mirror``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
 RANGE_EXAMPLES = "'first-last' (e.g. 192.168.1.240-192.168.1.250) or a CIDR (e.g. 192.168.1.240/28)"
-CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 
 def _ip(text, what):
@@ -151,32 +149,6 @@ def lab_mirror_image(image, mirror=""):
     return f"{mirror}/{path}"
 
 
-def _mirror_container(container, mirror):
-    if isinstance(container, Mapping) and "image" in container:
-        return {**container, "image": lab_mirror_image(container["image"], mirror)}
-    return container
-
-
-def _mirror_containers(node, mirror):
-    if isinstance(node, Mapping):
-        result = {}
-        for key, value in node.items():
-            if key in CONTAINER_LISTS and isinstance(value, list):
-                value = [_mirror_container(container, mirror) for container in value]
-            result[key] = _mirror_containers(value, mirror)
-        return result
-    if isinstance(node, list):
-        return [_mirror_containers(item, mirror) for item in node]
-    return node
-
-
-def lab_mirror_images(manifests, mirror=""):
-    """Rewrite every container image of a list of manifests to ``mirror``."""
-    if not str(mirror or "").strip():
-        return list(manifests)
-    return [_mirror_containers(manifest, mirror) for manifest in manifests]
-
-
 class FilterModule:
     def filters(self):
         return {
@@ -184,5 +156,4 @@ class FilterModule:
             "lab_address_in_range": lab_address_in_range,
             "lab_address_pool": lab_address_pool,
             "lab_mirror_image": lab_mirror_image,
-            "lab_mirror_images": lab_mirror_images,
         }

@@ -34,10 +34,53 @@ description:
 extends_documentation_fragment:
   - istio_lab_auth
 options:
+  src:
+    description:
+      - YAML files of objects to apply with O(manifests), or directories of C(.yaml) and C(.yml) files (read in name
+        order), on the host the module runs on. Every non-empty document must be a complete manifest.
+      - The module opens them itself, so that large upstream manifests (MetalLB's, the Istio addons') never pass
+        through Ansible's variables. O(image_mirror) and O(env_from_secret) adjust these objects only.
+    type: list
+    elements: path
+    default: []
+  image_mirror:
+    description:
+      - Pull every container image of the objects of O(src) through this registry mirror (C(host[:port][/path])):
+        the registry host is replaced and the repository path kept; Docker Hub short names gain C(library/).
+      - Empty, the images are left as they are.
+    type: str
+    default: ""
+  env_from_secret:
+    description:
+      - Container variables of workloads of O(src) to read from a Secret instead of the literal value the file has
+        (for example the upstream Grafana addon's admin password).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: Kind of the workload (C(Deployment), C(StatefulSet)...).
+        type: str
+        required: true
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+      env:
+        description: Name of the variable, in every container of the workload's pod template.
+        type: str
+        required: true
+      secret:
+        description: Name of the Secret, in the workload's namespace.
+        type: str
+        required: true
+      key:
+        description: Key of the Secret.
+        type: str
+        required: true
   manifests:
     description:
-      - The objects to apply, each a complete manifest (C(apiVersion), C(kind), C(metadata.name)), for example the
-        documents of a YAML file read with C(ansible.builtin.file) and C(ansible.builtin.from_yaml_all).
+      - The objects to apply, each a complete manifest (C(apiVersion), C(kind), C(metadata.name)).
       - A namespaced object without C(metadata.namespace) goes to O(namespace).
     type: list
     elements: dict
@@ -166,7 +209,8 @@ seealso:
 EXAMPLES = r"""
 - name: Install MetalLB and its address pool
   lab_manifests:
-    manifests: "{{ lookup('ansible.builtin.file', 'metallb-native.yaml') | ansible.builtin.from_yaml_all | select }}"
+    src: [/opt/metallb/metallb-native.yaml]
+    image_mirror: registry.lab:5000/proxy
     wait_for:
       - {kind: Deployment, namespace: metallb-system, name: controller}
       - {kind: Endpoints, namespace: metallb-system, name: metallb-webhook-service}
@@ -193,8 +237,11 @@ EXAMPLES = r"""
             spec: {containers: [{name: tomcat, image: tomcat:latest}]}
     wait: true
 
-- name: Store a password for Grafana
+- name: Install Grafana with its admin password read from a Secret
   lab_manifests:
+    src: [/opt/istio/samples/addons/grafana.yaml]
+    env_from_secret:
+      - {kind: Deployment, name: grafana, env: GF_SECURITY_ADMIN_PASSWORD, secret: grafana-admin, key: password}
     secrets:
       - name: grafana-admin
         namespace: istio-system

@@ -169,3 +169,41 @@ def test_crds_first_then_their_custom_resources(kube_no_crds):
     mark = kube.mark()
     again = run_module("lab_manifests", {"manifests": manifests}, kube=kube)
     assert not again["changed"] and kube.writes(mark) == []
+
+
+def test_files_read_by_the_module_with_a_mirror_and_a_password_from_a_secret(kube, tmp_path):
+    """src: the module opens the YAML itself (a file and a directory of them); image_mirror and env_from_secret
+    adjust those objects, not the ones given inline."""
+    namespace, config, deployment, service = objects()
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "10-deployment.yaml").write_text(yaml.safe_dump(deployment) + "---\n" + yaml.safe_dump(service))
+    (folder / "README.txt").write_text("not a manifest")
+    namespace_file = tmp_path / "namespace.yml"
+    namespace_file.write_text(yaml.safe_dump(namespace))
+    src_args = {"src": [str(namespace_file), str(folder)], "manifests": [config], "secrets": [SECRET],
+                "image_mirror": "mirror.lab:5000/proxy",
+                "env_from_secret": [{"kind": "Deployment", "name": "web", "env": "PASSWORD", "secret": "admin",
+                                     "key": "password"}], "wait_timeout": 120, "retry_delay": 1}
+    created = run_module("lab_manifests", src_args, kube=kube)
+    assert created["changed"], created.get("msg")
+    assert sorted((r["kind"], r["action"]) for r in created["results"]) == [
+        ("ConfigMap", "created"), ("Deployment", "created"), ("Namespace", "created"), ("Secret", "created"),
+        ("Service", "created")]
+    container = kube.get("apps/v1", "Deployment", "web", NS)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "mirror.lab:5000/proxy/library/nginx:1.27"
+    assert container["env"] == [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "admin",
+                                                                                    "key": "password"}}}]
+
+    mark = kube.mark()
+    again = run_module("lab_manifests", src_args, kube=kube)
+    assert not again["changed"] and kube.writes(mark) == [], again.get("msg")
+
+    missing = run_module("lab_manifests", {**src_args, "src": [str(tmp_path / "absent.yaml")]}, kube=kube)
+    assert missing.get("failed") and f"src: cannot read {tmp_path / 'absent.yaml'}" in missing["msg"]
+    (tmp_path / "partial.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n")
+    partial = run_module("lab_manifests", {**src_args, "src": [str(tmp_path / "partial.yaml")]}, kube=kube)
+    assert partial.get("failed")
+    assert f"src {tmp_path / 'partial.yaml'} document 0: an object needs apiVersion, kind and metadata.name" \
+        in partial["msg"]
+    assert kube.writes(mark) == []

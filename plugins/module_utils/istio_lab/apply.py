@@ -11,7 +11,6 @@ on 409; POST for new ones; DELETE for state=absent)."""
 
 from __future__ import annotations
 
-import os
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +34,7 @@ from ansible.module_utils.istio_lab.resource import (
     list_objects,
 )
 from ansible.module_utils.istio_lab.routes import missing_service_messages, service_destinations
+from ansible.module_utils.istio_lab.sources import SourceError, yaml_documents
 from ansible.module_utils.istio_lab.validate import (
     POLICY_RULES,
     Problem,
@@ -435,29 +435,12 @@ ROUTE_KINDS = (("service_entries", "ServiceEntry"), ("gateways", "Gateway"),
                ("virtual_services", "VirtualService"), ("destination_rules", "DestinationRule"))
 
 
-def _yaml_files(paths):
-    for path in paths:
-        if os.path.isdir(path):
-            yield from sorted(os.path.join(path, name) for name in os.listdir(path)
-                              if name.endswith((".yaml", ".yml")))
-        else:
-            yield path
-
-
 def definitions_from_files(paths):
     """The Istio objects of YAML files (or directories of them), as `definitions` entries by kind."""
-    import yaml  # a dependency of the kubernetes client
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     kinds = {kind for _, kind in ROUTE_KINDS}
     found = {}
-    for path in _yaml_files(paths):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                documents = [doc for doc in yaml.load_all(handle, Loader=loader) if doc]
-        except (OSError, yaml.YAMLError) as exc:
-            raise KubeError(f"src: cannot read {path}: {exc}") from None
-        for i, doc in enumerate(documents):
+    try:
+        for path, i, doc in yaml_documents(paths):
             meta = doc.get("metadata") if isinstance(doc, dict) else None
             if not isinstance(meta, dict) or doc.get("kind") not in kinds or not meta.get("name"):
                 raise KubeError(f"src: document {i} of {path} is not an Istio object of kind "
@@ -465,6 +448,8 @@ def definitions_from_files(paths):
             found.setdefault(doc["kind"], []).append({
                 "name": meta["name"], "namespace": meta.get("namespace"), "spec": doc.get("spec"),
                 "labels": meta.get("labels"), "annotations": meta.get("annotations"), "state": "present"})
+    except SourceError as exc:
+        raise KubeError(str(exc)) from None
     return found
 
 

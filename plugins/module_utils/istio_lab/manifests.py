@@ -41,6 +41,7 @@ from ansible.module_utils.istio_lab.apply import ApplyFailed, run_guarded
 from ansible.module_utils.istio_lab.args import CONNECTION_ARGS
 from ansible.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError
 from ansible.module_utils.istio_lab.resource import MANAGED_BY_LABEL, MANAGED_BY_VALUE, list_objects
+from ansible.module_utils.istio_lab.sources import SourceError, env_from_secret, mirror_images, yaml_documents
 from ansible.module_utils.istio_lab.validate import Problem
 
 APPLIED_HASH = "istio-lab.io/applied-hash"
@@ -420,9 +421,12 @@ class ManifestApplier:
     # ------------------------------------------------------------ input
 
     def _items(self, manifests, option, seen, problems):
+        return self._located_items(((manifest, f"{option}[{i}]") for i, manifest in enumerate(manifests or [])),
+                                   seen, problems)
+
+    def _located_items(self, located, seen, problems):
         items = []
-        for i, manifest in enumerate(manifests or []):
-            where = f"{option}[{i}]"
+        for manifest, where in located:
             if not isinstance(manifest, dict) or not manifest.get("apiVersion") or not manifest.get("kind") or \
                     not (manifest.get("metadata") or {}).get("name"):
                 problems.append(Problem(where, "", f"{where}: an object needs apiVersion, kind and metadata.name"))
@@ -438,9 +442,23 @@ class ManifestApplier:
             items.append(item)
         return items
 
+    def _from_files(self):
+        """The documents of `src`, adjusted as `image_mirror` and `env_from_secret` say, with where each came from."""
+        try:
+            located = [(doc, f"src {path} document {i}")
+                       for path, i, doc in yaml_documents(self.params.get("src") or [])]
+        except SourceError as exc:
+            raise ApplyFailed(str(exc)) from None
+        documents = mirror_images([doc for doc, _ in located], self.params.get("image_mirror"))
+        for entry in self.params.get("env_from_secret") or []:
+            documents = env_from_secret(documents, entry["kind"], entry["name"], entry["env"], entry["secret"],
+                                        entry["key"])
+        return list(zip(documents, (where for _, where in located), strict=True))
+
     def read_input(self):
         problems, seen = [], {}
-        main = self._items(self.params.get("manifests"), "manifests", seen, problems)
+        main = self._located_items(self._from_files(), seen, problems)
+        main += self._items(self.params.get("manifests"), "manifests", seen, problems)
         secrets = [secret_manifest(entry, self.namespace, self.labels) for entry in self.params.get("secrets") or []]
         main += self._items(secrets, "secrets", seen, problems)
         late = self._items(self.params.get("after_wait"), "after_wait", seen, problems)
@@ -694,6 +712,15 @@ class ManifestApplier:
 
 
 MANIFESTS_ARGS = {
+    "src": {"type": "list", "elements": "path", "default": []},
+    "image_mirror": {"type": "str", "default": ""},
+    "env_from_secret": {"type": "list", "elements": "dict", "default": [], "options": {
+        "kind": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "env": {"type": "str", "required": True},
+        "secret": {"type": "str", "required": True},
+        "key": {"type": "str", "required": True},
+    }},
     "manifests": {"type": "list", "elements": "dict", "default": []},
     "secrets": {"type": "list", "elements": "dict", "default": [], "options": {
         "name": {"type": "str", "required": True},
