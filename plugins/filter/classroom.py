@@ -344,6 +344,16 @@ def classroom_inventory(roster, plan, settings):
     return {"all": {"children": children}}
 
 
+def unconfirmed_deployments(expected, results):
+    """The expected Deployments ({namespace, name}) that none of `results` (this run's lab_manifests results)
+    waited for until rolled out: only those need reading again."""
+    confirmed = {(row.get("namespace"), row.get("name"))
+                 for result in results or [] if isinstance(result, dict)
+                 for row in result.get("waited") or []
+                 if row.get("kind") == "Deployment" and row.get("ready")}
+    return [wanted for wanted in expected if (wanted["namespace"], wanted["name"]) not in confirmed]
+
+
 def unready_deployments(expected, info_results):
     """Which of the expected Deployments ({namespace, name}) are missing or not fully ready.
 
@@ -445,6 +455,7 @@ class FilterModule:
             "classroom_lab_domain": student_lab_domain,
             "classroom_roster_node_addresses": roster_node_addresses,
             "classroom_inventory": classroom_inventory,
+            "classroom_unconfirmed_deployments": unconfirmed_deployments,
             "classroom_unready_deployments": unready_deployments,
             "classroom_status_rows": status_rows,
             "classroom_short_path": short_path,

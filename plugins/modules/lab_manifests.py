@@ -182,6 +182,16 @@ options:
       api_version:
         description: API version; defaults as in O(wait_for).
         type: str
+  stop_if_changed:
+    description:
+      - Decide only. When any object of O(manifests), O(secrets) or O(after_wait) would be written, or an object of
+        O(wait_for) does not exist, write nothing, wait for nothing and return RV(stopped=true). Otherwise wait as
+        O(wait) and O(wait_for) say (nothing needs writing).
+      - For an install made by another tool whose record is one of O(manifests) - the Istio role records istioctl's
+        install in a ConfigMap - one call checks the record and the Deployments and waits for them; the tool runs,
+        and the record is applied, only when the call stopped.
+    type: bool
+    default: false
   wait_timeout:
     description:
       - Seconds to wait for each CRD, each object of O(wait) and O(wait_for), and for a webhook to stop refusing.
@@ -281,7 +291,7 @@ results:
       description: Name of the object.
       type: str
     action:
-      description: C(created), C(updated) or C(unchanged) (in check mode, what would be done).
+      description: C(created), C(updated) or C(unchanged) (in check mode, and when RV(stopped), what would be done).
       type: str
     reason:
       description: Why it was written, C(missing), C(changed) (its manifest changed) or C(drifted) (a value it sets
@@ -320,6 +330,12 @@ read:
   returned: always
   type: list
   elements: dict
+stopped:
+  description: With O(stop_if_changed), true when an object would have been written or an object of O(wait_for)
+    does not exist; nothing was then written or waited for. Otherwise false.
+  returned: always
+  type: bool
+  sample: false
 webhook_retries:
   description: How many writes were tried again because an admission webhook refused them.
   returned: always

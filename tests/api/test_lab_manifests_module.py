@@ -207,3 +207,34 @@ def test_files_read_by_the_module_with_a_mirror_and_a_password_from_a_secret(kub
     assert f"src {tmp_path / 'partial.yaml'} document 0: an object needs apiVersion, kind and metadata.name" \
         in partial["msg"]
     assert kube.writes(mark) == []
+
+
+def test_stop_if_changed_decides_without_writing_and_waits_only_for_an_unchanged_install(kube):
+    """The Istio role's one call per re-run: the install record as recorded and every wait_for object there, the
+    call waits; a record that differs or a missing Deployment stops it, and nothing is written either way."""
+    namespace, _, deployment, _ = objects()
+    record = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "install-record", "namespace": NS},
+              "data": {"version": "1.30.3"}}
+    installed = run_module("lab_manifests", {"manifests": [namespace, record, deployment], "wait": True,
+                                             "wait_timeout": 120, "retry_delay": 1}, kube=kube)
+    assert installed["changed"] and not installed["stopped"], installed.get("msg")
+    wait_for = [{"kind": "Deployment", "namespace": NS, "name": "web"}]
+    gate = {"manifests": [record], "wait_for": wait_for, "stop_if_changed": True, "wait_timeout": 120,
+            "retry_delay": 1}
+
+    mark = kube.mark()
+    unchanged = run_module("lab_manifests", gate, kube=kube)
+    assert not unchanged["changed"] and not unchanged["stopped"], unchanged.get("msg")
+    assert unchanged["waited"] == [{"kind": "Deployment", "namespace": NS, "name": "web", "ready": True}]
+
+    other_version = {**record, "data": {"version": "1.31.0"}}
+    differs = run_module("lab_manifests", {**gate, "manifests": [other_version]}, kube=kube)
+    assert differs["stopped"] and not differs["changed"] and differs["waited"] == []
+    assert [(r["name"], r["action"], r["reason"]) for r in differs["results"]] == [
+        ("install-record", "updated", "changed")]
+
+    missing = run_module("lab_manifests", {**gate, "wait_for": [*wait_for, {"kind": "Deployment", "namespace": NS,
+                                                                            "name": "absent"}]}, kube=kube)
+    assert missing["stopped"] and missing["waited"] == []
+    assert kube.writes(mark) == []
+    assert kube.get("v1", "ConfigMap", "install-record", NS)["data"] == {"version": "1.30.3"}

@@ -173,3 +173,19 @@ def test_cluster_yml_builds_one_cluster_per_student_from_the_generated_inventory
         "lab": "alan", "nodes": ["alan-cp", "alan-w1"], "control_plane": ["alan-cp"]}
     assert cluster_preflight.cluster_membership(groups, hostvars, "grace-node1") == {
         "lab": "grace", "nodes": ["grace-node1"], "control_plane": ["grace-node1"]}
+
+
+def test_only_deployments_this_run_did_not_see_rolled_out_are_read_again():
+    expected = [{"namespace": "metallb-system", "name": "controller"}, {"namespace": "istio-system", "name": "istiod"},
+                {"namespace": "istio-system", "name": "kiali"}, {"namespace": "istio-system", "name": "zipkin"}]
+    results = [
+        {"waited": [{"kind": "Deployment", "namespace": "metallb-system", "name": "controller", "ready": True},
+                    {"kind": "Endpoints", "namespace": "istio-system", "name": "kiali", "ready": True}]},
+        {"changed": False, "skipped": True},  # the Istio stage in check mode
+        {"waited": [{"kind": "Deployment", "namespace": "istio-system", "name": "zipkin", "ready": True},
+                    {"kind": "Deployment", "namespace": "istio-system", "name": "kiali", "ready": False}]},
+        {},  # a stage that did not run
+    ]
+    assert classroom.unconfirmed_deployments(expected, results) == [
+        {"namespace": "istio-system", "name": "istiod"}, {"namespace": "istio-system", "name": "kiali"}]
+    assert classroom.unconfirmed_deployments(expected, []) == expected

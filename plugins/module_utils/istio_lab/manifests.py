@@ -24,6 +24,10 @@ manifest, the Istio addons, the chapters' namespaces and apps).
 - Order: CustomResourceDefinitions, waited for until Established; Namespaces;
   the rest; then the waits (rollouts, Endpoints with addresses, a
   LoadBalancer's address); then the objects of ``after_wait``.
+- ``stop_if_changed``: when any object would be written or any object of
+  wait_for is missing, nothing is written or waited for (``stopped``); else
+  the waits only. One call checks that an install made by another tool
+  (istioctl) is the recorded one and waits for it.
 - Check mode writes nothing: dryRun=All applies, and objects of a namespace
   or a kind that does not exist yet are reported as would-be created.
 """
@@ -647,12 +651,13 @@ class ManifestApplier:
             found.append(obj)
         return found
 
-    def waits(self, items):
-        """The rollout waits (`wait`) and `wait_for`; what was waited for."""
+    def waits(self, items, seen=None):
+        """The rollout waits (`wait`) and `wait_for`; what was waited for.
+        `seen`: objects of wait_for already read, by (kind, namespace, name)."""
         targets = []
         if self.params.get("wait"):
             targets += [(i.resource, i.namespace, i.name, i.stored) for i in items if i.kind in WORKLOAD_KINDS]
-        known = {(i.kind, i.namespace, i.name): i.stored for i in items}
+        known = {**(seen or {}), **{(i.kind, i.namespace, i.name): i.stored for i in items}}
         for entry in self.params.get("wait_for") or []:
             resource, namespace, name = self._target(entry)
             targets.append((resource, namespace, name, known.get((resource.kind, namespace, name))))
@@ -685,12 +690,34 @@ class ManifestApplier:
             self.write([i for i in rest if i.kind not in LATE_KINDS])
             self.write(late)
 
+    def unchanged(self, items):
+        """`stop_if_changed`: the objects of wait_for as read, by (kind,
+        namespace, name), when no object of `items` would be written and
+        every object of wait_for exists; None otherwise. Reads only."""
+        self.resolve(items)
+        self.read_live(items)
+        if any(item.action != "unchanged" for item in items):
+            return None
+        seen = {}
+        for entry in self.params.get("wait_for") or []:
+            resource, namespace, name = self._target(entry)
+            obj = self._get(resource, namespace, name)
+            if obj is None:
+                return None
+            seen[(resource.kind, namespace, name)] = obj
+        return seen
+
     def run(self):
         main, late = self.read_input()
         everything = main + late
         crds = [i for i in everything if i.kind == CRD_KIND and _group(i.api_version) == "apiextensions.k8s.io"]
         self.discovery = Discovery(self.client, [i.manifest for i in crds])
         read = self.reads()
+        if self.params.get("stop_if_changed"):
+            seen = self.unchanged(everything)
+            result = {"changed": False, "stopped": seen is None, "results": [i.row() for i in everything],
+                      "waited": [] if seen is None else self.waits(main, seen), "webhook_retries": 0, "read": read}
+            return {**result, "diff": []} if self.want_diff else result
         if crds:
             self.resolve(crds)
             self.read_live(crds)
@@ -702,7 +729,7 @@ class ManifestApplier:
         waited = [] if self.check_mode and changed else self.waits(main)
         self.stage([i for i in late if i not in crds])
         changed = any(i.action != "unchanged" for i in everything)
-        result = {"changed": changed, "results": [i.row() for i in everything], "waited": waited,
+        result = {"changed": changed, "stopped": False, "results": [i.row() for i in everything], "waited": waited,
                   "webhook_retries": self.webhook_retries, "read": read}
         if self.want_diff:
             result["diff"] = [{"before": diff_view(i.live), "after": diff_view(i.stored),
@@ -746,6 +773,7 @@ MANIFESTS_ARGS = {
         "namespace": {"type": "str"},
         "api_version": {"type": "str"},
     }},
+    "stop_if_changed": {"type": "bool", "default": False},
     "wait_timeout": {"type": "int", "default": 300},
     "retry_delay": {"type": "float", "default": 5.0},
 }
