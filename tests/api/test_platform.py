@@ -629,3 +629,18 @@ def test_grafana_reads_a_classroom_password_from_a_secret_never_printed(kube, tm
     for result in (first, second):
         assert password not in result.stdout + result.stderr
         assert base64.b64encode(password.encode()).decode() not in result.stdout + result.stderr
+
+
+def test_the_metallb_role_alone_reads_the_node_addresses_itself(kube, tmp_path):
+    """Without the stage playbook's preflight (a user's own play), the role asks lab_cluster_info for the nodes'
+    addresses and still refuses a pool that covers one."""
+    node = _node_address(kube)
+    playbook = tmp_path / "metallb-alone.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "MetalLB alone", "hosts": "labs", "gather_facts": False,
+                                         "environment": "{{ lab_k8s_auth_env }}", "roles": ["metallb"]}]))
+    mark = kube.mark()
+    result = run_playbook(playbook, kube=kube, extra_vars=stage_vars(tmp_path, metallb_address_range=f"{node}-{node}",
+                                                                      lab_ingress_ip=node))
+    assert result.rc != 0 and "includes node or reserved address(es)" in result.stdout, result
+    assert "Read the nodes' addresses" in result.stdout
+    assert kube.writes(mark) == []
