@@ -30,6 +30,10 @@ DEFAULT_LABS = (1, 30)
 QUICK_LABS = (1, 3)
 # "Today" in issue 11's targets: main before one apply engine served every stage.
 SITE_BASELINE_REF = "e6ada6d"
+# The write cost of a real kube-apiserver, from issue 11's v1.36.2 figures: `kubectl apply --server-side` of
+# 360 objects took 3.66 s there and takes about 0.41 s against this double; kubectl sends one PATCH at a time,
+# so each write cost the real server (3.66 - 0.41) / 360 = 9 ms more. Two at once: its 2 cores.
+MODELLED_WRITE_COST_MS = 9.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--site-baseline", default=SITE_BASELINE_REF, metavar="REF",
                         help=f"site scenario: also measure one lab at this git commit (default {SITE_BASELINE_REF}, "
                              "main before issue 11; 'none' to skip)")
+    parser.add_argument("--write-cost-ms", type=float, default=0.0, metavar="MS",
+                        help="routes scenario: the double models a real server, every write taking MS milliseconds "
+                             f"(default 0: none; {MODELLED_WRITE_COST_MS:g} is calibrated from the issue's v1.36.2 "
+                             "figures, see docs/bench.md)")
+    parser.add_argument("--server-slots", type=int, default=2, metavar="N",
+                        help="with --write-cost-ms, writes the modelled server serves at once (default 2: 2 cores)")
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--report", type=Path, metavar="JSON", help="only print the table of an earlier run's JSON")
     args = parser.parse_args(argv)
@@ -113,12 +123,19 @@ def machine() -> dict:
     }
 
 
-def make_target(workdir: Path):
+def make_target(workdir: Path, args: argparse.Namespace):
     if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
         from .cluster import ClusterTarget
 
         return ClusterTarget(workdir, Path(os.environ["ISTIO_LAB_TEST_KUBECONFIG"]))
-    return DoubleTarget(workdir)
+    return DoubleTarget(workdir, args.write_cost_ms, args.server_slots)
+
+
+def server_model(args: argparse.Namespace) -> dict | None:
+    """The modelled server cost of the routes scenario's doubles, or None (the double as fast as it is)."""
+    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG") or not args.write_cost_ms:
+        return None
+    return {"write_cost_ms": args.write_cost_ms, "server_slots": args.server_slots}
 
 
 def serves_openapi(api) -> bool:
@@ -157,7 +174,7 @@ def run_one(method_key: str, n: int, args: argparse.Namespace, on_phase=lambda r
         return result
     with tempfile.TemporaryDirectory(prefix=f"istio-lab-{scope}-") as tmp:
         workdir = Path(tmp)
-        target = make_target(workdir)
+        target = make_target(workdir, args)
         try:
             target.api.create_namespaces(namespaces)
             validate = serves_openapi(target.api)
@@ -245,11 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     args.run_id = started.strftime("%H%M%S")
     clock = time.perf_counter()
     info = machine()
+    model = server_model(args)
     info["api"] = (
         "real cluster (ISTIO_LAB_TEST_KUBECONFIG)"
         if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG")
         else "API double on loopback"
+        + (f" (routes: every write costs {model['write_cost_ms']:g} ms, {model['server_slots']} at once)"
+           if model else "")
     )
+    info["server_model"] = model
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     results: list[dict] = []

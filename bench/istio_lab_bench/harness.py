@@ -180,10 +180,12 @@ class DoubleTarget:
     kind = "double"
     command = (sys.executable, "-m", "tests.kube_double", "--istio-crds", "--tls", "--kubeconfig")
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, write_cost_ms: float = 0.0, server_slots: int = 2):
         self.kubeconfig = workdir / "kubeconfig.yaml"
+        model = ["--write-cost-ms", str(write_cost_ms), "--server-slots", str(server_slots)] if write_cost_ms else []
         self.proc = subprocess.Popen(
-            [*self.command, str(self.kubeconfig)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*self.command, str(self.kubeconfig), *model], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
         )
         self.url = self._wait_for_url()
         self.api = Api(self.kubeconfig)

@@ -24,6 +24,7 @@ class Method:
     key: str
     playbook: str = ""  # ansible methods
     kubectl_args: tuple[str, ...] = ()  # kubectl methods
+    vars_file: str = "vars.json"  # ansible methods: the extra vars they are given
 
     @property
     def is_kubectl(self) -> bool:
@@ -31,7 +32,8 @@ class Method:
 
 
 METHODS = {
-    "1": Method("1", playbook="istio_lab_modules.yml"),
+    # Given only the directory and the kubeconfig, as a user of src would: not 360 objects of extra vars.
+    "1": Method("1", playbook="istio_lab_modules.yml", vars_file="vars-src.json"),
     "2": Method("2", playbook="k8s_task_per_object.yml"),
     "3": Method("3", playbook="k8s_one_task.yml"),
     "4": Method("4", kubectl_args=("apply",)),
@@ -60,6 +62,8 @@ def render(objects: list[IstioObject], workdir: Path, kubeconfig: Path) -> None:
         "bench_manifests_dir": str(workdir / "manifests"),
     }
     (workdir / "vars.json").write_text(json.dumps(extra_vars))
+    (workdir / "vars-src.json").write_text(json.dumps({key: extra_vars[key]
+                                                       for key in ("bench_kubeconfig", "bench_manifests_dir")}))
     manifests = workdir / "manifests"
     if manifests.exists():
         shutil.rmtree(manifests)
@@ -96,7 +100,7 @@ def command(method: Method, workdir: Path, kubeconfig: Path, kubectl_validate: b
         "localhost,",
         str(PLAYBOOKS / method.playbook),
         "-e",
-        f"@{workdir / 'vars.json'}",
+        f"@{workdir / method.vars_file}",
     ]
     return argv, env
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -904,3 +905,26 @@ def test_starts_fast_with_istio_crds(istio_crds):
     with KubeDouble(crds=[istio_crds]) as double:
         assert call(double, "GET", "/apis/networking.istio.io/v1")[0] == 200
     assert time.perf_counter() - started < 0.5
+
+
+def test_the_benchmarks_server_cost_model_holds_each_write_in_a_slot():
+    """bench/run --write-cost-ms: every write holds one of the modelled server's slots for the cost; reads are
+    not slowed. Off (0) by default, as every test runs the double."""
+    assert KubeDouble().write_cost == 0
+    cost = 0.2
+    with KubeDouble(write_cost=cost, server_slots=2) as double:
+        def create(name):
+            call(double, "POST", "/api/v1/namespaces/default/configmaps",
+                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+
+        started = time.monotonic()
+        writers = [threading.Thread(target=create, args=(f"c{i}",)) for i in range(4)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        took = time.monotonic() - started
+        assert 2 * cost <= took < 4 * cost  # four writes, two at a time
+        started = time.monotonic()
+        assert call(double, "GET", "/api/v1/namespaces/default/configmaps/c0")[0] == 200
+        assert time.monotonic() - started < cost

@@ -39,6 +39,10 @@ def main(argv=None) -> int:
                         help="first N MetalLB webhook calls fail even once its endpoints exist")
     parser.add_argument("--namespace-deletion-delay", type=float, default=DEFAULT_NAMESPACE_DELETION_DELAY,
                         metavar="SECONDS", help="how long a deleted namespace stays Terminating (0 = gone at once)")
+    parser.add_argument("--write-cost-ms", type=float, default=0.0, metavar="MS",
+                        help="model a real server's cost: every write takes MS milliseconds (default 0: none)")
+    parser.add_argument("--server-slots", type=int, default=2, metavar="N",
+                        help="with --write-cost-ms, how many writes the modelled server serves at once (default 2)")
     args = parser.parse_args(argv)
     crds = list(args.crds)
     if args.istio_crds:
@@ -50,7 +54,8 @@ def main(argv=None) -> int:
             parser.error(f"CRD file not found: {path} (set ISTIO_LAB_SHARED)")
     double = KubeDouble(crds=crds, controllers=not args.no_controllers, token=args.token, host=args.host,
                         port=args.port, webhook_warmup_failures=args.webhook_warmup_failures, tls=args.tls,
-                        namespace_deletion_delay=args.namespace_deletion_delay)
+                        namespace_deletion_delay=args.namespace_deletion_delay,
+                        write_cost=args.write_cost_ms / 1000, server_slots=args.server_slots)
     double.start()
     double.write_kubeconfig(args.kubeconfig, context=args.context)
     stop = threading.Event()

@@ -106,7 +106,8 @@ class KubeDouble(RequestLog):
 
     def __init__(self, crds=(), controllers: bool = True, token: str = DEFAULT_TOKEN, host: str = "127.0.0.1",
                  port: int = 0, webhook_warmup_failures: int = 0, node_ip: str = "127.0.0.1", tls: bool = False,
-                 namespace_deletion_delay: float = DEFAULT_NAMESPACE_DELETION_DELAY, tokens: dict | None = None):
+                 namespace_deletion_delay: float = DEFAULT_NAMESPACE_DELETION_DELAY, tokens: dict | None = None,
+                 write_cost: float = 0.0, server_slots: int = 2):
         if not host.startswith("127."):
             raise ValueError("the double only listens on loopback (127.x) addresses")
         self.token = token
@@ -118,6 +119,11 @@ class KubeDouble(RequestLog):
         # Other bearer tokens the double accepts: token -> user name (besides ServiceAccount
         # tokens found in `kubernetes.io/service-account-token` Secrets).
         self.tokens = dict(tokens or {})
+        # A model of what a write costs a real kube-apiserver (admission, validation, etcd), for
+        # benchmarks: every write holds one of `server_slots` slots for `write_cost` seconds.
+        # 0 (the default, every test): the double answers as fast as it can.
+        self.write_cost = write_cost
+        self._write_slots = threading.BoundedSemaphore(max(1, server_slots))
         self.store = Store(namespace_deletion_delay=namespace_deletion_delay)
         self.controllers = Controllers(enabled=controllers, webhook_warmup_failures=webhook_warmup_failures)
         self.controllers.install(self.store)
@@ -387,6 +393,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 raise ApiError(fault.status, fault.body)
             self._authenticate()
+            if self.double.write_cost and self.command in ("POST", "PUT", "PATCH", "DELETE"):
+                with self.double._write_slots:
+                    time.sleep(self.double.write_cost)
             self._route(path, query, body)
         except ApiError as exc:
             self._send(exc.code, exc.body, exc.content_type)

@@ -61,8 +61,11 @@ def test_commands_are_what_a_user_would_type(tmp_path):
     assert argv[-1] == "--validate=false"
     argv, env = methods.command(methods.METHODS["1"], tmp_path, kubeconfig)
     playbook = REPO / "bench" / "playbooks" / "istio_lab_modules.yml"
-    assert argv[-3:] == [str(playbook), "-e", f"@{tmp_path / 'vars.json'}"]
+    # src: method 1 gets the directory and the kubeconfig, not the objects as extra vars
+    assert argv[-3:] == [str(playbook), "-e", f"@{tmp_path / 'vars-src.json'}"]
     assert env["K8S_AUTH_KUBECONFIG"] == str(kubeconfig)
+    argv, env = methods.command(methods.METHODS["3"], tmp_path, kubeconfig)
+    assert argv[-1] == f"@{tmp_path / 'vars.json'}"
 
 
 def test_render_writes_the_same_objects_for_ansible_and_kubectl(tmp_path):
@@ -75,6 +78,8 @@ def test_render_writes_the_same_objects_for_ansible_and_kubectl(tmp_path):
     manifests = [o.manifest() for o in generated]
     assert [yaml.safe_load(f.read_text()) for f in files] == extra_vars["bench_manifests"] == manifests
     assert extra_vars["bench_manifests_dir"] == str(tmp_path / "manifests")  # method 1 reads what kubectl reads
+    assert json.loads((tmp_path / "vars-src.json").read_text()) == {
+        "bench_kubeconfig": str(tmp_path / "kubeconfig.yaml"), "bench_manifests_dir": str(tmp_path / "manifests")}
     # A second render (the changed run) replaces the files rather than adding to them.
     methods.render(generated[:5], tmp_path, tmp_path / "kubeconfig.yaml")
     assert len(list((tmp_path / "manifests").iterdir())) == 5
