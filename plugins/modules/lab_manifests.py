@@ -45,8 +45,8 @@ options:
     default: []
   image_mirror:
     description:
-      - Pull every container image of the objects of O(src) through this registry mirror (C(host[:port][/path])):
-        the registry host is replaced and the repository path kept; Docker Hub short names gain C(library/).
+      - "Pull every container image of the objects of O(src) through this registry mirror (C(host[:port][/path])):
+        the registry host is replaced and the repository path kept; Docker Hub short names gain C(library/)."
       - Empty, the images are left as they are.
     type: str
     default: ""
@@ -184,7 +184,7 @@ options:
         type: str
   stop_if_changed:
     description:
-      - Decide only. When any object of O(manifests), O(secrets) or O(after_wait) would be written, or an object of
+      - Decide only. When any object of O(src), O(manifests), O(secrets) or O(after_wait) would be written, or an object of
         O(wait_for) does not exist, write nothing, wait for nothing and return RV(stopped=true). Otherwise wait as
         O(wait) and O(wait_for) say (nothing needs writing).
       - For an install made by another tool whose record is one of O(manifests) - the Istio role records istioctl's
