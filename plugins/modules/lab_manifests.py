@@ -184,9 +184,9 @@ options:
         type: str
   stop_if_changed:
     description:
-      - Decide only. When any object of O(src), O(manifests), O(secrets) or O(after_wait) would be written, or an object of
-        O(wait_for) does not exist, write nothing, wait for nothing and return RV(stopped=true). Otherwise wait as
-        O(wait) and O(wait_for) say (nothing needs writing).
+      - Decide only. When any object of O(src), O(manifests), O(secrets) or O(after_wait) would be written, or an
+        object of O(wait_for) does not exist, write nothing, wait for nothing and return RV(stopped=true). Otherwise
+        wait as O(wait) and O(wait_for) say (nothing needs writing).
       - For an install made by another tool whose record is one of O(manifests) - the Istio role records istioctl's
         install in a ConfigMap - one call checks the record and the Deployments and waits for them; the tool runs,
         and the record is applied, only when the call stopped.
