@@ -37,11 +37,15 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.istio_lab.apply import ApplyFailed, run_guarded
-from ansible.module_utils.istio_lab.args import CONNECTION_ARGS
-from ansible.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError
-from ansible.module_utils.istio_lab.resource import MANAGED_BY_LABEL, MANAGED_BY_VALUE, list_objects
-from ansible.module_utils.istio_lab.validate import Problem
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import ApplyFailed, run_guarded
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import CONNECTION_ARGS
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    list_objects,
+)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import Problem
 
 APPLIED_HASH = "istio-lab.io/applied-hash"
 FIELD_MANAGER = "istio-lab"
@@ -324,7 +328,7 @@ class Discovery:
         return self.lists[api_version]
 
     def _from_crds(self, api_version, kind):
-        group, _, version = api_version.rpartition("/")
+        group, _sep, version = api_version.rpartition("/")
         for crd in self.crds:
             spec = crd.get("spec") or {}
             names = spec.get("names") or {}
@@ -485,7 +489,7 @@ class ManifestApplier:
         else:
             answers = [one(entry) for entry in entries]
         live = {}
-        for (resource, _), found in zip(entries, answers, strict=True):
+        for (resource, _namespace), found in zip(entries, answers, strict=True):
             for (namespace, name), obj in found.items():
                 live[(resource.api_version, resource.kind, namespace, name)] = obj
         for item in items:
@@ -695,7 +699,8 @@ class ManifestApplier:
 
 MANIFESTS_ARGS = {
     "manifests": {"type": "list", "elements": "dict", "default": []},
-    "secrets": {"type": "list", "elements": "dict", "default": [], "options": {
+    # not secret itself (names, namespaces, labels): the values are, and are no_log
+    "secrets": {"type": "list", "elements": "dict", "default": [], "no_log": False, "options": {
         "name": {"type": "str", "required": True},
         "namespace": {"type": "str"},
         "type": {"type": "str", "default": "Opaque"},
@@ -736,4 +741,3 @@ def apply_manifests(client, params, check_mode=False, want_diff=False):
 def run_manifests_module(module):
     """main() of lab_manifests."""
     run_guarded(module, lambda client: apply_manifests(client, module.params, module.check_mode, module._diff))
-
