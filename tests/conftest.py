@@ -8,8 +8,10 @@
   `kube.requests()`, `kube.writes()`).
 - `kube_no_crds`: the same without any CRD (double only).
 
-Also wires `ansible.module_utils.istio_lab` to plugins/module_utils and puts
-the repository on sys.path so `tests.kube_double` imports.
+Also puts `collections/` on sys.path, so that the checkout imports as the
+installed collection (`ansible_collections.istio_lab.lab.plugins.module_utils...`
+through the symlink collections/ansible_collections/istio_lab/lab -> the
+repository root), and the repository itself so `tests.kube_double` imports.
 """
 
 from __future__ import annotations
@@ -24,11 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import ansible.module_utils  # noqa: E402
-
-_MODULE_UTILS = str(REPO / "plugins" / "module_utils")
-if _MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(_MODULE_UTILS)
+COLLECTIONS = REPO / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
 
 from tests.kube_double import KubeDouble  # noqa: E402
 from tests.kube_double.proxy import CountingProxy  # noqa: E402

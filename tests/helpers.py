@@ -125,7 +125,8 @@ def platform_vars(upstream: Path, workdir: Path, pool: str, ingress_ip: str, **o
 def run_module(name: str, args: dict, kube=None, check=False, diff=False, timeout=300) -> dict:
     """Run one module on localhost (`ansible localhost -m name -a <json>`) with
     the playbook's Python and return its result dict (json callback)."""
-    command = [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", name,
+    fqcn = name if "." in name else f"istio_lab.lab.{name}"  # istio-lab's own modules by their FQCN
+    command = [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", fqcn,
                "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}"]
     if args:
         # An empty -a is taken as raw parameters, which most modules refuse.
@@ -161,5 +162,6 @@ def documented_options(module: str) -> dict:
     documentation = _documentation(REPO / "plugins" / "modules" / f"{module}.py")
     options = dict(documentation["options"])
     for fragment in documentation.get("extends_documentation_fragment", []):
+        fragment = fragment.removeprefix("istio_lab.lab.")  # the collection's own fragments, by FQCN
         options.update(_documentation(REPO / "plugins" / "doc_fragments" / f"{fragment}.py")["options"])
     return options

@@ -15,46 +15,6 @@ Input is ``{inventory_hostname: ansible_facts}`` for every node of one cluster.
 import ipaddress
 from collections import defaultdict
 
-DOCUMENTATION = """
-  name: cluster_preflight_problems
-  short_description: List what keeps a set of machines from becoming a Kubernetes cluster
-  description:
-    - Checks OS support, CPU and memory of control-plane nodes (and workers), duplicate host names, MAC addresses
-      and product_uuids across nodes, and pod/service CIDRs that overlap each other or a node network.
-  options:
-    _input:
-      description: Mapping of inventory host name to that host's ansible_facts.
-      type: dict
-      required: true
-    control_plane:
-      description: Host names that will run the control plane.
-      type: list
-      elements: str
-    pod_cidr:
-      description: The cluster's pod network.
-      type: str
-    service_cidr:
-      description: The cluster's service network.
-      type: str
-    supported_os:
-      description: Distribution name to supported versions (a full version such as 22.04, or a major such as 12).
-      type: dict
-    min_cpus_control_plane:
-      type: int
-    min_memory_mb_control_plane:
-      type: int
-    min_cpus_worker:
-      type: int
-    min_memory_mb_worker:
-      type: int
-    skip:
-      description: >-
-        Checks to leave out: os, resources, hostname, mac, product_uuid, cidr (e.g. product_uuid in containers,
-        which share the host's).
-      type: list
-      elements: str
-"""
-
 # Interfaces Kubernetes, CNIs and container engines create on a node: their
 # addresses come from the pod/service ranges (kube-ipvs0 holds every
 # ClusterIP), so they must not count as node networks on a rerun.

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.sources import mirror_image
 
 RANGE_EXAMPLES = "'first-last' (e.g. 192.168.1.240-192.168.1.250) or a CIDR (e.g. 192.168.1.240/28)"
 
@@ -136,17 +137,7 @@ def lab_address_pool(value, reserved=(), ingress_ip=""):
 
 def lab_mirror_image(image, mirror=""):
     """Return ``image`` pulled through ``mirror`` (unchanged when mirror is empty)."""
-    mirror = str(mirror or "").strip().rstrip("/")
-    if not mirror:
-        return image
-    head, _, rest = str(image).partition("/")
-    if rest and ("." in head or ":" in head or head == "localhost"):
-        path = rest  # drop the registry host
-    elif rest:
-        path = str(image)  # Docker Hub "user/repo"
-    else:
-        path = f"library/{image}"  # Docker Hub official image
-    return f"{mirror}/{path}"
+    return mirror_image(image, mirror)
 
 
 class FilterModule:

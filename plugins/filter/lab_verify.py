@@ -284,7 +284,7 @@ def lab_verify_mesh_plan(catalogue, ids, egress_routes=None, mesh_routes=None, t
 
 
 def _port_of(url):
-    scheme, _, rest = url.partition("://")
+    scheme, _sep, rest = url.partition("://")
     authority = rest.split("/", 1)[0]
     if ":" in authority:
         return int(authority.rsplit(":", 1)[1])
@@ -504,7 +504,7 @@ def _foreign_answer(probe, ctx):
     host binds it (Envoy then serves the wildcard's app: a false 200)."""
     chain = _declared_chain(ctx["catalogue"], probe["chapter"], probe["probe_host"]) if probe["chapter"] else []
     serving = {_vs_key(r) for r in _serving_routes(probe["probe_host"], ctx["routes"], ctx["gateway_port"])}
-    if not chain or not serving or serving & {vs for vs, _ in chain}:
+    if not chain or not serving or serving & {link[0] for link in chain}:
         return []
     return sorted(serving)
 

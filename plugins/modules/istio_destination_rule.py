@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: istio_destination_rule
 short_description: Manage Istio DestinationRules
 version_added: "1.0.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Creates, updates and deletes Istio C(DestinationRule) objects (C(networking.istio.io)) declaratively; the
     object ends up exactly as given (a field or route removed from the input is removed from the cluster
@@ -19,7 +19,7 @@ description:
     (for example C(spec.http[0].route[1].weight)) and writes nothing.
   - Labels and annotations given are added or updated; keys others set on the live object are left alone.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   name:
     description:
@@ -115,9 +115,9 @@ notes:
   - Every write carries C(fieldValidation=Strict) as a last line of defence.
   - "When Istio's CRDs are not installed the task fails with: install Istio first: playbooks/istio.yml."
 seealso:
-  - module: istio_gateway
-  - module: istio_virtual_service
-  - module: istio_route_info
+  - module: istio_lab.lab.istio_gateway
+  - module: istio_lab.lab.istio_virtual_service
+  - module: istio_lab.lab.istio_route_info
   - name: Istio DestinationRule reference
     description: The fields of C(spec).
     link: https://istio.io/latest/docs/reference/config/networking/destination-rule/
@@ -125,7 +125,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Define tomcat's subsets by version
-  istio_destination_rule:
+  istio_lab.lab.istio_destination_rule:
     name: tomcat
     namespace: microservice
     spec:
@@ -137,7 +137,7 @@ EXAMPLES = r"""
           labels: {version: v2}
 
 - name: Apply several DestinationRules in one task, tagged with their chapter
-  istio_destination_rule:
+  istio_lab.lab.istio_destination_rule:
     namespace: microservice
     labels:
       istio-lab.io/chapter: "4"
@@ -150,7 +150,7 @@ EXAMPLES = r"""
         state: absent
 
 - name: Remove tomcat's DestinationRule
-  istio_destination_rule:
+  istio_lab.lab.istio_destination_rule:
     name: tomcat
     namespace: microservice
     state: absent
@@ -224,8 +224,11 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.apply import run_resource_module
-from ansible.module_utils.istio_lab.args import RESOURCE_MODULE_KWARGS, resource_argument_spec
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_resource_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (
+    RESOURCE_MODULE_KWARGS,
+    resource_argument_spec,
+)
 
 KIND = "DestinationRule"
 

@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: istio_gateway
 short_description: Manage Istio Gateways
 version_added: "1.0.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Creates, updates and deletes Istio C(Gateway) objects (C(networking.istio.io)) declaratively; the
     object ends up exactly as given (a field or route removed from the input is removed from the cluster
@@ -19,7 +19,7 @@ description:
     (for example C(spec.http[0].route[1].weight)) and writes nothing.
   - Labels and annotations given are added or updated; keys others set on the live object are left alone.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   name:
     description:
@@ -116,9 +116,9 @@ notes:
   - Every write carries C(fieldValidation=Strict) as a last line of defence.
   - "When Istio's CRDs are not installed the task fails with: install Istio first: playbooks/istio.yml."
 seealso:
-  - module: istio_virtual_service
-  - module: istio_destination_rule
-  - module: istio_route_info
+  - module: istio_lab.lab.istio_virtual_service
+  - module: istio_lab.lab.istio_destination_rule
+  - module: istio_lab.lab.istio_route_info
   - name: Istio Gateway reference
     description: The fields of C(spec).
     link: https://istio.io/latest/docs/reference/config/networking/gateway/
@@ -126,7 +126,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Create the Gateway of chapter 1
-  istio_gateway:
+  istio_lab.lab.istio_gateway:
     name: ingressgateway80
     namespace: microservice
     spec:
@@ -137,7 +137,7 @@ EXAMPLES = r"""
           hosts: ["*"]
 
 - name: Apply the gateways of chapters 2 and 3 in one request per kind
-  istio_gateway:
+  istio_lab.lab.istio_gateway:
     namespace: istio-system
     labels:
       istio-lab.io/chapter: "3"
@@ -156,7 +156,7 @@ EXAMPLES = r"""
               hosts: ["*"]
 
 - name: Remove the Gateway of chapter 1
-  istio_gateway:
+  istio_lab.lab.istio_gateway:
     name: ingressgateway80
     namespace: microservice
     state: absent
@@ -230,8 +230,11 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.apply import run_resource_module
-from ansible.module_utils.istio_lab.args import RESOURCE_MODULE_KWARGS, resource_argument_spec
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_resource_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (
+    RESOURCE_MODULE_KWARGS,
+    resource_argument_spec,
+)
 
 KIND = "Gateway"
 

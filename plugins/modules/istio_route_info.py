@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: istio_route_info
 short_description: Read the effective Istio route table of a lab
 version_added: "1.0.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Reads Gateways, VirtualServices, DestinationRules, ServiceEntries and Services (one LIST request each) and
     computes, the way Istio would, for each host and port at each gateway which VirtualService admits it and which
@@ -20,7 +20,7 @@ description:
     an egress gateway (with the sidecar hop that sends the host to that gateway), and the ServiceEntries.
   - Never changes anything.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   namespaces:
     description:
@@ -45,15 +45,15 @@ notes:
     external host).
   - Endpoints are not read.
 seealso:
-  - module: istio_gateway
-  - module: istio_virtual_service
-  - module: istio_destination_rule
-  - module: istio_service_entry
+  - module: istio_lab.lab.istio_gateway
+  - module: istio_lab.lab.istio_virtual_service
+  - module: istio_lab.lab.istio_destination_rule
+  - module: istio_lab.lab.istio_service_entry
 """
 
 EXAMPLES = r"""
 - name: Read the route table of the lab
-  istio_route_info:
+  istio_lab.lab.istio_route_info:
   register: lab_routes
 
 - name: Fail when the lab's routes have problems
@@ -233,9 +233,9 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.apply import run_guarded
-from ansible.module_utils.istio_lab.args import route_info_argument_spec
-from ansible.module_utils.istio_lab.resource import read_route_table
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_guarded
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import route_info_argument_spec
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import read_route_table
 
 
 def main():

@@ -6,13 +6,13 @@ DOCUMENTATION = r"""
 module: istio_routes
 short_description: Manage Istio ServiceEntries, Gateways, VirtualServices and DestinationRules in one task
 version_added: "1.1.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Applies Istio C(ServiceEntry), C(Gateway), C(VirtualService) and C(DestinationRule) objects
-    (C(networking.istio.io)) in one task and one process, declaratively, exactly as M(istio_service_entry),
-    M(istio_gateway), M(istio_virtual_service) and M(istio_destination_rule) do with their
-    O(istio_gateway#module:definitions) option; a repeated call with the same input sends no write request and
-    returns RV(changed=false).
+    (C(networking.istio.io)) in one task and one process, declaratively, exactly as
+    M(istio_lab.lab.istio_service_entry), M(istio_lab.lab.istio_gateway), M(istio_lab.lab.istio_virtual_service)
+    and M(istio_lab.lab.istio_destination_rule) do with their O(istio_lab.lab.istio_gateway#module:definitions)
+    option; a repeated call with the same input sends no write request and returns RV(changed=false).
   - The live objects are read with one LIST request per kind (for one namespace, or cluster-wide for several),
     never one GET per object. The Gateway LIST also serves the check of the VirtualServices' gateway references,
     so a no-op re-run sends one LIST request per kind given and nothing else.
@@ -28,7 +28,7 @@ description:
     (the task fails naming them) unless O(adopt=true).
   - Labels and annotations given are added or updated; keys others set on the live object are left alone.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   src:
     description:
@@ -51,7 +51,7 @@ options:
     default: false
   service_entries:
     description:
-      - The ServiceEntries to apply (external hosts, as M(istio_service_entry) takes them).
+      - The ServiceEntries to apply (external hosts, as M(istio_lab.lab.istio_service_entry) takes them).
     type: list
     elements: dict
     suboptions: &definition
@@ -152,11 +152,11 @@ notes:
     fixed.
   - "When Istio's CRDs are not installed the task fails with: install Istio first: playbooks/istio.yml."
 seealso:
-  - module: istio_gateway
-  - module: istio_virtual_service
-  - module: istio_destination_rule
-  - module: istio_service_entry
-  - module: istio_route_info
+  - module: istio_lab.lab.istio_gateway
+  - module: istio_lab.lab.istio_virtual_service
+  - module: istio_lab.lab.istio_destination_rule
+  - module: istio_lab.lab.istio_service_entry
+  - module: istio_lab.lab.istio_route_info
   - name: Istio traffic management reference
     description: The fields of each kind's C(spec).
     link: https://istio.io/latest/docs/reference/config/networking/
@@ -164,7 +164,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Apply the routes of chapter 1
-  istio_routes:
+  istio_lab.lab.istio_routes:
     namespace: microservice
     labels:
       istio-lab.io/chapter: "1"
@@ -193,7 +193,7 @@ EXAMPLES = r"""
             - {name: v1, labels: {version: v1}}
 
 - name: Send an external host through the egress gateway (Istio's Egress Gateways task)
-  istio_routes:
+  istio_lab.lab.istio_routes:
     namespace: egress
     service_entries:
       - name: external-http
@@ -232,7 +232,7 @@ EXAMPLES = r"""
                     port: {number: 80}
 
 - name: Remove the routes of chapter 1 (DestinationRules, VirtualServices, then Gateways)
-  istio_routes:
+  istio_lab.lab.istio_routes:
     namespace: microservice
     state: absent
     gateways: [{name: ingressgateway80}]
@@ -287,8 +287,11 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.apply import run_routes_module
-from ansible.module_utils.istio_lab.args import ROUTES_MODULE_KWARGS, routes_argument_spec
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_routes_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (
+    ROUTES_MODULE_KWARGS,
+    routes_argument_spec,
+)
 
 
 def main():

@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: istio_service_entry
 short_description: Manage Istio ServiceEntries
 version_added: "1.2.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Creates, updates and deletes Istio C(ServiceEntry) objects (C(networking.istio.io)) declaratively; the object
     ends up exactly as given (a field, host or port removed from the input is removed from the cluster object), and
@@ -21,7 +21,7 @@ description:
     (for example C(spec.ports[0].number)) and writes nothing.
   - Labels and annotations given are added or updated; keys others set on the live object are left alone.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   name:
     description:
@@ -118,13 +118,13 @@ notes:
   - Every write carries C(fieldValidation=Strict) as a last line of defence.
   - "When Istio's CRDs are not installed the task fails with: install Istio first: playbooks/istio.yml."
   - To apply a ServiceEntry together with the Gateway, VirtualService and DestinationRule that send traffic to it
-    through the egress gateway, use M(istio_routes) (ServiceEntries are written first).
+    through the egress gateway, use M(istio_lab.lab.istio_routes) (ServiceEntries are written first).
 seealso:
-  - module: istio_routes
-  - module: istio_gateway
-  - module: istio_virtual_service
-  - module: istio_destination_rule
-  - module: istio_route_info
+  - module: istio_lab.lab.istio_routes
+  - module: istio_lab.lab.istio_gateway
+  - module: istio_lab.lab.istio_virtual_service
+  - module: istio_lab.lab.istio_destination_rule
+  - module: istio_lab.lab.istio_route_info
   - name: Istio ServiceEntry reference
     description: The fields of C(spec).
     link: https://istio.io/latest/docs/reference/config/networking/service-entry/
@@ -132,7 +132,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Let the mesh reach an external HTTP host
-  istio_service_entry:
+  istio_lab.lab.istio_service_entry:
     name: external-http
     namespace: egress
     spec:
@@ -144,7 +144,7 @@ EXAMPLES = r"""
       location: MESH_EXTERNAL
 
 - name: Apply several ServiceEntries in one task, tagged with their chapter
-  istio_service_entry:
+  istio_lab.lab.istio_service_entry:
     namespace: egress
     labels:
       istio-lab.io/chapter: "6"
@@ -158,7 +158,7 @@ EXAMPLES = r"""
         state: absent
 
 - name: Show what would change, without writing
-  istio_service_entry:
+  istio_lab.lab.istio_service_entry:
     name: external-http
     namespace: egress
     spec:
@@ -169,7 +169,7 @@ EXAMPLES = r"""
   diff: true
 
 - name: Remove the ServiceEntry
-  istio_service_entry:
+  istio_lab.lab.istio_service_entry:
     name: external-http
     namespace: egress
     state: absent
@@ -243,8 +243,11 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.apply import run_resource_module
-from ansible.module_utils.istio_lab.args import RESOURCE_MODULE_KWARGS, resource_argument_spec
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_resource_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (
+    RESOURCE_MODULE_KWARGS,
+    resource_argument_spec,
+)
 
 KIND = "ServiceEntry"
 

@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: istio_virtual_service
 short_description: Manage Istio VirtualServices
 version_added: "1.0.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Creates, updates and deletes Istio C(VirtualService) objects (C(networking.istio.io)) declaratively; the
     object ends up exactly as given (a field or route removed from the input is removed from the cluster
@@ -19,7 +19,7 @@ description:
     (for example C(spec.http[0].route[1].weight)) and writes nothing.
   - Labels and annotations given are added or updated; keys others set on the live object are left alone.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   name:
     description:
@@ -120,9 +120,9 @@ notes:
   - Every write carries C(fieldValidation=Strict) as a last line of defence.
   - "When Istio's CRDs are not installed the task fails with: install Istio first: playbooks/istio.yml."
 seealso:
-  - module: istio_gateway
-  - module: istio_destination_rule
-  - module: istio_route_info
+  - module: istio_lab.lab.istio_gateway
+  - module: istio_lab.lab.istio_destination_rule
+  - module: istio_lab.lab.istio_route_info
   - name: Istio VirtualService reference
     description: The fields of C(spec).
     link: https://istio.io/latest/docs/reference/config/networking/virtual-service/
@@ -130,7 +130,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Route chapter 1's traffic to tomcat
-  istio_virtual_service:
+  istio_lab.lab.istio_virtual_service:
     name: tomcat-virtualservice
     namespace: microservice
     spec:
@@ -143,7 +143,7 @@ EXAMPLES = r"""
                 port: {number: 80}
 
 - name: Publish Grafana, Kiali and Zipkin behind allgateway
-  istio_virtual_service:
+  istio_lab.lab.istio_virtual_service:
     namespace: istio-system
     definitions:
       - name: grafana-istio
@@ -163,7 +163,7 @@ EXAMPLES = r"""
           http: [{route: [{destination: {host: zipkin, port: {number: 9411}}}]}]
 
 - name: Apply a VirtualService whose gateway a later task creates
-  istio_virtual_service:
+  istio_lab.lab.istio_virtual_service:
     name: canary
     namespace: microservice
     validate: warn
@@ -178,7 +178,7 @@ EXAMPLES = r"""
               weight: 10
 
 - name: Remove the VirtualService of chapter 1
-  istio_virtual_service:
+  istio_lab.lab.istio_virtual_service:
     name: tomcat-virtualservice
     namespace: microservice
     state: absent
@@ -255,8 +255,11 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.apply import run_resource_module
-from ansible.module_utils.istio_lab.args import RESOURCE_MODULE_KWARGS, resource_argument_spec
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_resource_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (
+    RESOURCE_MODULE_KWARGS,
+    resource_argument_spec,
+)
 
 KIND = "VirtualService"
 

@@ -21,7 +21,7 @@ description:
     what differs; identical objects are not written.
   - Check mode reads only and reports what would be deleted, saved or written.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   chapter:
     description: The chapter id (a key of C(lab_chapters)), or C(all) for every chapter (states listed and absent).
@@ -61,17 +61,17 @@ options:
         to be gone before it is restored (state restored).
     type: int
     default: 300
-author: istio-lab
+author: istio-lab contributors (@istio-lab)
 """
 
 EXAMPLES = r"""
 - name: Reset chapter 1
-  lab_chapter_objects:
+  istio_lab.lab.lab_chapter_objects:
     chapter: "1"
     state: absent
 
 - name: Save chapter 3
-  lab_chapter_objects:
+  istio_lab.lab.lab_chapter_objects:
     chapter: "3"
     state: saved
     path: saves/lab/3
@@ -102,9 +102,17 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.istio_lab.args import CONNECTION_ARGS
-from ansible.module_utils.istio_lab.chapter_objects import ALL_CHAPTERS, Api, Chapters, row, table
-from ansible.module_utils.istio_lab.client import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import CONNECTION_ARGS
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.chapter_objects import (
+    ALL_CHAPTERS,
+    HAS_YAML,
+    YAML_IMPORT_ERROR,
+    Api,
+    Chapters,
+    row,
+    table,
+)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KubeError,
@@ -128,11 +136,13 @@ ARGUMENT_SPEC = {
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        required_if=[(state, state, ["path", "cluster"]) for state in ("saved", "verified", "restored")],
+        required_if=[("state", state, ["path", "cluster"]) for state in ("saved", "verified", "restored")],
         supports_check_mode=True,
     )
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
     params = module.params
     chapter, state = str(params["chapter"]), params["state"]
     if chapter == ALL_CHAPTERS and state not in ("listed", "absent"):

@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: lab_cluster_info
 short_description: Check that a lab's cluster answers, and read what the stages need of it, in one request set
 version_added: "1.2.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - The preflight of every istio-lab run, in one process. Reads the C(kube-system) Namespace to prove the API
     server answers and accepts the credentials; when it does not, fails with a verdict an instructor can act on
@@ -19,7 +19,7 @@ description:
     must not cover, so that the MetalLB stage need not read them again.
   - Never changes anything.
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   kube_proxy:
     description: Read kube-proxy's configuration and refuse IPVS mode without C(strictARP).
@@ -36,12 +36,12 @@ notes:
   - At most three requests, one GET of the C(kube-system) Namespace, one GET of the kube-proxy ConfigMap and one
     LIST of the nodes (RV(api_requests)).
 seealso:
-  - module: lab_manifests
+  - module: istio_lab.lab.lab_manifests
 """
 
 EXAMPLES = r"""
 - name: Check that the lab's cluster answers and read its nodes' addresses
-  lab_cluster_info:
+  istio_lab.lab.lab_cluster_info:
   register: lab_cluster
 
 - name: Show the addresses MetalLB's pool must leave out
@@ -89,9 +89,9 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.apply import run_guarded
-from ansible.module_utils.istio_lab.args import cluster_info_argument_spec
-from ansible.module_utils.istio_lab.cluster_info import cluster_info
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_guarded
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import cluster_info_argument_spec
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.cluster_info import cluster_info
 
 
 def main():

@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: lab_http_probe
 short_description: Probe every route of a lab through its gateway, as a student's curl would, in one task
 version_added: "1.2.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Sends, for each probe, a GET to O(base_url) plus the probe's C(path) with the probe's C(host) as C(Host) header,
     over a fresh connection, and returns the status and the C(server) and C(location) headers.
@@ -67,7 +67,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Probe the chapters' hosts through the ingress gateway
-  lab_http_probe:
+  istio_lab.lab.lab_http_probe:
     base_url: http://10.0.10.0:80
     probes:
       - {host: "", path: /, expected_status: 200}
@@ -78,7 +78,7 @@ EXAMPLES = r"""
   register: probes
 
 - name: Count which tomcat version answers, 200 times
-  lab_http_probe:
+  istio_lab.lab.lab_http_probe:
     base_url: http://10.0.10.0:80
     probes:
       - {host: tomcat.kubernets.cn, expected_status: 200, split: {header: x-istio-lab-subset}}
@@ -146,7 +146,7 @@ results:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.probe import probe_all
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.probe import probe_all
 
 ARGUMENT_SPEC = {
     "base_url": {"type": "str", "required": True},

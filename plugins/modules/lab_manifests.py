@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 module: lab_manifests
 short_description: Apply Kubernetes manifests of any kind in one task, writing only what differs
 version_added: "1.2.0"
-author: istio-lab contributors
+author: istio-lab contributors (@istio-lab)
 description:
   - Applies a set of Kubernetes objects of any kinds (cluster- or namespace-scoped, custom resources included) in one
     task and one process, the way istio-lab applies a stage of the lab (MetalLB's native manifest, the Istio addons,
@@ -32,7 +32,7 @@ description:
     after its install) is retried every O(retry_delay) seconds for up to O(wait_timeout) seconds. Any other refusal
     fails the task naming the object; the other writes of the same step are still attempted."
 extends_documentation_fragment:
-  - istio_lab_auth
+  - istio_lab.lab.istio_lab_auth
 options:
   src:
     description:
@@ -212,13 +212,13 @@ notes:
   - Objects istio-lab applied but no longer lists are left alone (nothing is deleted).
   - Throttling and transient server errors (429, 5xx) and connection failures are retried with exponential backoff.
 seealso:
-  - module: istio_routes
+  - module: istio_lab.lab.istio_routes
   - module: kubernetes.core.k8s
 """
 
 EXAMPLES = r"""
 - name: Install MetalLB and its address pool
-  lab_manifests:
+  istio_lab.lab.lab_manifests:
     src: [/opt/metallb/metallb-native.yaml]
     image_mirror: registry.lab:5000/proxy
     wait_for:
@@ -233,7 +233,7 @@ EXAMPLES = r"""
     retry_delay: 5
 
 - name: Deploy an app and wait for it
-  lab_manifests:
+  istio_lab.lab.lab_manifests:
     namespace: microservice
     manifests:
       - {apiVersion: v1, kind: Namespace, metadata: {name: microservice}}
@@ -248,7 +248,7 @@ EXAMPLES = r"""
     wait: true
 
 - name: Install Grafana with its admin password read from a Secret
-  lab_manifests:
+  istio_lab.lab.lab_manifests:
     src: [/opt/istio/samples/addons/grafana.yaml]
     env_from_secret:
       - {kind: Deployment, name: grafana, env: GF_SECURITY_ADMIN_PASSWORD, secret: grafana-admin, key: password}
@@ -258,7 +258,7 @@ EXAMPLES = r"""
         string_data: {password: "{{ grafana_password }}"}
 
 - name: Wait for the ingress gateway's address
-  lab_manifests:
+  istio_lab.lab.lab_manifests:
     wait_for: [{kind: Service, namespace: istio-system, name: istio-ingressgateway}]
   register: ingress
 
@@ -359,7 +359,10 @@ api_requests:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.istio_lab.manifests import manifests_argument_spec, run_manifests_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.manifests import (
+    manifests_argument_spec,
+    run_manifests_module,
+)
 
 
 def main():

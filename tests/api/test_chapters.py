@@ -21,8 +21,12 @@ import stat
 import pytest
 import yaml
 
-# conftest.py puts plugins/module_utils on ansible.module_utils' path
-from ansible.module_utils.istio_lab.chapter_objects import KINDS, strip_server_fields, table
+# conftest.py puts collections/ on sys.path (the checkout as the collection)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.chapter_objects import (
+    KINDS,
+    strip_server_fields,
+    table,
+)
 
 from tests.helpers import REPO, documented_options, run_module, run_playbook
 

@@ -65,7 +65,7 @@ def written(kube, mark):
 
 
 def test_documents_exactly_its_arguments():
-    from ansible.module_utils.istio_lab.args import resource_argument_spec
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import resource_argument_spec
 
     documented = documented_options("istio_service_entry")
     spec = resource_argument_spec()

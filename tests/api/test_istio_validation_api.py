@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-# conftest.py puts plugins/module_utils on ansible.module_utils' path
-from ansible.module_utils.istio_lab.validate import POLICY_RULES  # noqa: I001
+# conftest.py puts collections/ on sys.path (the checkout as the collection)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import POLICY_RULES  # noqa: I001
 
 from tests.helpers import run_module
 

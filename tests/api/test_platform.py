@@ -637,7 +637,7 @@ def test_the_metallb_role_alone_reads_the_node_addresses_itself(kube, tmp_path):
     node = _node_address(kube)
     playbook = tmp_path / "metallb-alone.yml"
     playbook.write_text(yaml.safe_dump([{"name": "MetalLB alone", "hosts": "labs", "gather_facts": False,
-                                         "environment": "{{ lab_k8s_auth_env }}", "roles": ["metallb"]}]))
+                                         "environment": "{{ lab_k8s_auth_env }}", "roles": ["istio_lab.lab.metallb"]}]))
     mark = kube.mark()
     result = run_playbook(playbook, kube=kube, extra_vars=stage_vars(tmp_path, metallb_address_range=f"{node}-{node}",
                                                                       lab_ingress_ip=node))

@@ -3,10 +3,12 @@ turns it into a build context whose collections and Python packages are the
 project's own. Building the image needs podman/docker and a registry: that
 step is out of reach here, the build context is checked up to it."""
 
+import json
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -18,10 +20,19 @@ BUILDER = Path(sys.executable).parent / "ansible-builder"
 DEFINITION = yaml.safe_load((REPO / "execution-environment.yml").read_text())
 
 
+GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
+TARBALL = f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
+
+
 @pytest.fixture(scope="module")
 def context(tmp_path_factory):
     if not BUILDER.exists() and not shutil.which("ansible-builder"):
         pytest.skip("ansible-builder is not installed (pip install 'ansible-builder>=3.1,<4')")
+    # The EE installs the collection's tarball, built first as the definition's comment says.
+    build = subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "build",
+                            "--output-path", "build", "--force"], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
     out = tmp_path_factory.mktemp("ee")
     proc = subprocess.run([str(BUILDER if BUILDER.exists() else "ansible-builder"), "create",
                            "-f", str(REPO / "execution-environment.yml"), "-c", str(out), "--output-filename",
@@ -43,6 +54,26 @@ def test_build_context_installs_the_projects_collections(context):
     containerfile = (context / "Containerfile").read_text()
     assert re.search(r'^ARG EE_BASE_IMAGE="quay.io/centos/centos:stream9"$', containerfile, re.M)
     assert "ansible-galaxy collection install" in containerfile
+
+
+def test_build_context_installs_the_built_collection_not_a_copy_of_the_checkout(context):
+    """istio_lab.lab goes in as the tarball `ansible-galaxy collection build` made, installed
+    with ansible-galaxy after its dependencies; no file of the checkout is copied in."""
+    tarball = context / "_build" / "collections" / TARBALL
+    assert tarball.is_file()
+    with tarfile.open(tarball) as archive:
+        info = json.load(archive.extractfile("MANIFEST.json"))["collection_info"]
+    assert (info["namespace"], info["name"], info["version"]) == (GALAXY["namespace"], GALAXY["name"],
+                                                                    GALAXY["version"])
+    containerfile = (context / "Containerfile").read_text()
+    install = re.search(r"^RUN ansible-galaxy collection install --offline /build/collections/istio_lab-lab-\*\.tar\.gz"
+                        r" --collections-path /usr/share/ansible/collections$", containerfile, re.M)
+    assert install, containerfile
+    requirements = containerfile.index("-r requirements.yml --collections-path")
+    assert requirements < install.start(), "the collection's dependencies are installed first"
+    copied = {p.relative_to(context / "_build").parts[0] for p in (context / "_build").rglob("*")}
+    assert copied <= {"requirements.txt", "requirements.yml", "bindep.txt", "scripts", "collections"}, copied
+    assert not re.search(r"^(COPY|ADD) .*\b(roles|plugins|playbooks)\b", containerfile, re.M)
     assert 'ANSIBLE_INSTALL_REFS="ansible-core>=2.19,<2.20 ansible-runner>=2.4,<3"' in containerfile
 
 

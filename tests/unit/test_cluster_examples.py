@@ -18,7 +18,7 @@ PLAYBOOK = """\
   tasks:
     - name: Work out each node's cluster
       ansible.builtin.include_role:
-        name: cluster_preflight
+        name: istio_lab.lab.cluster_preflight
         tasks_from: membership.yml
     - name: Show it
       ansible.builtin.debug:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 
-from ansible.module_utils.istio_lab.args import cluster_info_argument_spec  # noqa: I001 -- wired by conftest
-from ansible.module_utils.istio_lab.cluster_info import kube_proxy_problem, node_addresses
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import cluster_info_argument_spec  # noqa: I001 -- on sys.path by conftest
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.cluster_info import (
+    kube_proxy_problem,
+    node_addresses,
+)
 
 from tests.conftest import REPO
 from tests.helpers import VENV_BIN, documented_options
@@ -42,12 +45,12 @@ def test_the_module_documents_exactly_its_arguments():
 
 def test_ansible_doc_renders_every_module():
     modules = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if not p.stem.startswith("_"))
-    completed = subprocess.run([str(VENV_BIN / "ansible-doc"), "-M", str(REPO / "plugins" / "modules"), "--json",
-                                *modules], cwd=REPO, capture_output=True, text=True, check=False,
+    completed = subprocess.run([str(VENV_BIN / "ansible-doc"), "--json", *(f"istio_lab.lab.{m}" for m in modules)],
+                               cwd=REPO, capture_output=True, text=True, check=False,
                                env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
     assert completed.returncode == 0, completed.stderr
     docs = json.loads(completed.stdout)
-    assert sorted(docs) == modules
+    assert sorted(docs) == [f"istio_lab.lab.{m}" for m in modules]
     for name, doc in docs.items():
         assert doc["doc"]["short_description"], name
         assert doc["examples"].strip() and doc["return"], name

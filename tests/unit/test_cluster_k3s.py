@@ -20,7 +20,7 @@ PLAYBOOK = """\
 - name: Build the k3s cluster
   hosts: kube_control_plane:kube_workers
   roles:
-    - role: k3s
+    - role: istio_lab.lab.k3s
 """
 
 

@@ -125,7 +125,7 @@ PLAYBOOK = """\
   tasks:
     - name: Run the kubeadm role's bootstrap entry point
       ansible.builtin.import_role:
-        name: kubeadm
+        name: istio_lab.lab.kubeadm
         tasks_from: bootstrap.yml
 """
 

@@ -19,7 +19,7 @@ PLAYBOOK = """\
   hosts: kube_control_plane
   gather_facts: false
   roles:
-    - role: cluster_kubeconfig
+    - role: istio_lab.lab.cluster_kubeconfig
 """
 
 

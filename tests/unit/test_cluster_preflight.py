@@ -195,7 +195,7 @@ ROLE_PLAYBOOK = """\
 - name: Check the cluster nodes
   hosts: kube_control_plane:kube_workers
   roles:
-    - role: cluster_preflight
+    - role: istio_lab.lab.cluster_preflight
 """
 
 

@@ -7,16 +7,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
-    ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
 
-from ansible.module_utils.istio_lab.client import ApiStatusError, KubeClient, KubeError  # noqa: E402
-from ansible.module_utils.istio_lab.resource import IstioResource, NotServed  # noqa: E402
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import (  # noqa: E402
+    ApiStatusError,
+    KubeClient,
+    KubeError,
+)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import IstioResource, NotServed  # noqa: E402
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -180,14 +181,14 @@ def test_module_processes_import_only_the_parts_of_kubernetes_they_use(server):
     import sys
 
     code = (
-        "import sys, json; import ansible.module_utils as m; m.__path__.append(sys.argv[1]);"
-        "from ansible.module_utils.istio_lab.client import KubeClient;"
+        "import sys, json; sys.path.insert(0, sys.argv[1]);"
+        "from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import KubeClient;"
         "c = KubeClient(kubeconfig=sys.argv[2], light_imports=True);"
         "answer = c.request('list', 'GET', '/apis/networking.istio.io/v1/gateways');"
         "print(json.dumps([c.context, answer, len([n for n in sys.modules if n.startswith('kubernetes')])]))"
     )
     server.script = [(200, {"items": [{"metadata": {"name": "g"}}]})]
-    out = subprocess.run([sys.executable, "-c", code, str(REPO / "plugins/module_utils"), server.kubeconfig],
+    out = subprocess.run([sys.executable, "-c", code, str(REPO / "collections"), server.kubeconfig],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     context, answer, loaded = json.loads(out)
     assert context == "lab" and answer == {"items": [{"metadata": {"name": "g"}}]}

@@ -4,20 +4,17 @@ argument spec."""
 
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
-    ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
 
-from ansible.module_utils.istio_lab.apply import object_definitions  # noqa: E402
-from ansible.module_utils.istio_lab.args import (  # noqa: E402
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import object_definitions  # noqa: E402
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (  # noqa: E402
     resource_argument_spec,
     route_info_argument_spec,
     routes_argument_spec,
 )
-from ansible.module_utils.istio_lab.normalize import (  # noqa: E402
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.normalize import (  # noqa: E402
     canonical,
     desired_object,
     diff_view,
@@ -150,7 +147,7 @@ def test_routes_documents_exactly_its_arguments():
 
 
 def test_routes_with_empty_lists_is_a_no_op_without_requests():
-    from ansible.module_utils.istio_lab.apply import apply_routes
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import apply_routes
 
     # no client at all: any request would fail
     assert apply_routes(None, {"gateways": [], "virtual_services": None}, want_diff=True) == {
@@ -162,7 +159,7 @@ def test_routes_with_empty_lists_is_a_no_op_without_requests():
 
 
 def test_an_empty_definitions_list_is_a_no_op_without_requests():
-    from ansible.module_utils.istio_lab.apply import apply
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import apply
 
     # no client at all: any request would fail
     assert apply(None, "Gateway", {"definitions": []}, want_diff=True) == {

@@ -4,15 +4,12 @@ and each problem it reports."""
 import copy
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
-    ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
 
-from ansible.module_utils.istio_lab.routes import resolve_host, route_table  # noqa: E402
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import resolve_host, route_table  # noqa: E402
 
 COURSE = yaml.safe_load((REPO / "tests/fixtures/course_objects.yml").read_text())
 KINDS = {"gateways": "Gateway", "virtual_services": "VirtualService", "destination_rules": "DestinationRule"}

@@ -8,15 +8,12 @@ docs/modules.md agree."""
 import re
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
-    ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
 
-from ansible.module_utils.istio_lab.validate import (  # noqa: E402
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import (  # noqa: E402
     POLICY_RULES,
     RULES,
     SchemaValidator,

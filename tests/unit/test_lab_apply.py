@@ -4,15 +4,12 @@ manifests a re-run must apply, and why (missing, changed, drifted)."""
 import copy
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "plugins/module_utils") not in ansible.module_utils.__path__:  # also done by tests/conftest.py
-    ansible.module_utils.__path__.append(str(REPO / "plugins/module_utils"))
 
-from ansible.module_utils.istio_lab.manifests import (  # noqa: E402
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.manifests import (  # noqa: E402
     APPLIED_HASH,
     applied_hash,
     apply_reason,

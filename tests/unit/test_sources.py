@@ -4,7 +4,7 @@ istio_routes read themselves, and the adjustments made to upstream manifests
 
 import pytest
 import yaml
-from ansible.module_utils.istio_lab.sources import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.sources import (
     SourceError,
     env_from_secret,
     mirror_image,

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
-# conftest.py puts plugins/module_utils on ansible.module_utils' path
-from ansible.module_utils.istio_lab.probe import probe_all
-from ansible.module_utils.istio_lab.routes import route_table
+# conftest.py puts collections/ on sys.path (the checkout as the collection)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.probe import probe_all
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import route_table
 
 from plugins.filter import lab_verify as F
 from plugins.modules import lab_http_probe

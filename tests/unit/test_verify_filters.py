@@ -9,8 +9,11 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
-# conftest.py puts plugins/module_utils on ansible.module_utils' path
-from ansible.module_utils.istio_lab.routes import missing_service_messages, service_destinations
+# conftest.py puts collections/ on sys.path (the checkout as the collection)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import (
+    missing_service_messages,
+    service_destinations,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "kubernets.cn"

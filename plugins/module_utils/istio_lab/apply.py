@@ -15,10 +15,15 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.istio_lab import client as client_module
-from ansible.module_utils.istio_lab import validate as validate_module
-from ansible.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError, client_from_params
-from ansible.module_utils.istio_lab.normalize import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import client as client_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import validate as validate_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import (
+    POOL_SIZE,
+    ApiStatusError,
+    KubeError,
+    client_from_params,
+)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.normalize import (
     desired_object,
     diff_view,
     differs,
@@ -26,16 +31,19 @@ from ansible.module_utils.istio_lab.normalize import (
     merged_object,
     view,
 )
-from ansible.module_utils.istio_lab.resource import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     IstioResource,
     NotServed,
     list_objects,
 )
-from ansible.module_utils.istio_lab.routes import missing_service_messages, service_destinations
-from ansible.module_utils.istio_lab.sources import SourceError, yaml_documents
-from ansible.module_utils.istio_lab.validate import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import (
+    missing_service_messages,
+    service_destinations,
+)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.sources import SourceError, yaml_documents
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import (
     POLICY_RULES,
     Problem,
     SchemaValidator,
@@ -274,7 +282,7 @@ class Applier:
                            [Problem(self.ref(plan.key), "spec", _detail(exc))])
 
     def _replace(self, plan, live):
-        for _ in range(CONFLICT_TRIES):
+        for _attempt in range(CONFLICT_TRIES):
             try:
                 return self.resource.replace(merged_object(live, plan.desired))
             except ApiStatusError as exc:
@@ -284,8 +292,8 @@ class Applier:
             if live is None:
                 return self.resource.create(plan.desired)
             if not is_managed(live) and not self.adopt:
-                raise ApplyFailed(self._problem_message(self._ownership_problems([Plan(plan.definition, None, live,
-                                                                                        "update")])))
+                refused = [Plan(plan.definition, None, live, "update")]
+                raise ApplyFailed(self._problem_message(self._ownership_problems(refused)))
             if not differs(live, plan.desired):
                 plan.action = "unchanged"
                 return live
@@ -303,8 +311,8 @@ class Applier:
         if live is None:  # and deleted again: create it
             return self.resource.create(plan.desired)
         if not is_managed(live) and not self.adopt:
-            raise ApplyFailed(self._problem_message(self._ownership_problems([Plan(plan.definition, None, live,
-                                                                                    "update")])))
+            refused = [Plan(plan.definition, None, live, "update")]
+            raise ApplyFailed(self._problem_message(self._ownership_problems(refused)))
         plan.action = "update"
         return self._replace(plan, live)
 
@@ -360,7 +368,7 @@ def referenced_gateway_namespaces(virtual_services):
     """Namespaces of the Gateways the VirtualServices name (not `mesh`)."""
     namespaces = set()
     for vs in virtual_services:
-        for _, reference in _rule(gateway_references, vs) or []:
+        for _field, reference in _rule(gateway_references, vs) or []:
             key = gateway_key(reference, vs["metadata"]["namespace"])
             if key:
                 namespaces.add(key[0])
@@ -437,7 +445,7 @@ ROUTE_KINDS = (("service_entries", "ServiceEntry"), ("gateways", "Gateway"),
 
 def definitions_from_files(paths):
     """The Istio objects of YAML files (or directories of them), as `definitions` entries by kind."""
-    kinds = {kind for _, kind in ROUTE_KINDS}
+    kinds = {kind for _option, kind in ROUTE_KINDS}
     found = {}
     try:
         for path, i, doc in yaml_documents(paths):
@@ -480,7 +488,7 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
     definitions = {kind: object_definitions({**params, "definitions": (params.get(option) or [])
                                              + from_files.get(kind, [])})
                    for option, kind in ROUTE_KINDS}
-    kinds = [kind for _, kind in ROUTE_KINDS if definitions[kind]]
+    kinds = [kind for _option, kind in ROUTE_KINDS if definitions[kind]]
     result = {"changed": False, "warnings": [], "results": [], **({"diff": []} if want_diff else {})}
     if not kinds:  # nothing asked: not even a request
         return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.istio_lab.resource import DEFAULT_API_VERSION
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import DEFAULT_API_VERSION
 
 CONNECTION_ARGS = {
     "kubeconfig": {"type": "path", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},

@@ -20,10 +20,19 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 from urllib.parse import quote
 
-import yaml
-from ansible.module_utils.istio_lab.client import ApiStatusError, KubeError
-from ansible.module_utils.istio_lab.normalize import canonical, differs, merged_object
-from ansible.module_utils.istio_lab.resource import NotServed
+try:
+    import yaml  # a dependency of the kubernetes client
+
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as exc:  # the module says so (missing_required_lib)
+    yaml = None
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = exc
+
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError, KubeError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.normalize import canonical, differs, merged_object
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import NotServed
 
 SAVE_FORMAT = "istio-lab/chapter-save/v1"
 MANIFEST = "manifest.yml"
@@ -249,7 +258,7 @@ class Chapters:
         others = [o for o, mine in zip(everything, is_mine, strict=True) if not mine]
         rows, doomed = [], []
         for obj in reversed([o for o, mine in zip(everything, is_mine, strict=True) if mine]):
-            kind, _, name = ref(obj)
+            kind, _namespace, name = ref(obj)
             tenants = sorted({self.chapter_of(o) for o in others if ref(o)[1] == name}) if kind == "Namespace" else []
             if tenants:
                 action = "kept: holds chapter " + ", ".join(tenants) + " objects"

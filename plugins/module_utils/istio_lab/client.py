@@ -172,7 +172,7 @@ class KubeClient:
             raise KubeError(f"kubeconfig {path} does not exist: set kubeconfig (or K8S_AUTH_KUBECONFIG) to the lab's")
         try:
             if not context:
-                _, active = self.lib.kube_config.list_kube_config_contexts(config_file=path)
+                _contexts, active = self.lib.kube_config.list_kube_config_contexts(config_file=path)
                 self.context = (active or {}).get("name", "")
             self.lib.kube_config.load_kube_config(
                 config_file=path, context=context or None, client_configuration=configuration, persist_config=False

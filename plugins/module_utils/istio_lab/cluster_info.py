@@ -7,7 +7,7 @@ cover them). One process, a handful of GETs/LISTs (lab_cluster_info)."""
 
 from __future__ import annotations
 
-from ansible.module_utils.istio_lab.client import ApiStatusError, KubeError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError, KubeError
 
 NODE_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
 

@@ -41,12 +41,21 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.istio_lab.apply import ApplyFailed, run_guarded
-from ansible.module_utils.istio_lab.args import CONNECTION_ARGS
-from ansible.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError
-from ansible.module_utils.istio_lab.resource import MANAGED_BY_LABEL, MANAGED_BY_VALUE, list_objects
-from ansible.module_utils.istio_lab.sources import SourceError, env_from_secret, mirror_images, yaml_documents
-from ansible.module_utils.istio_lab.validate import Problem
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import ApplyFailed, run_guarded
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import CONNECTION_ARGS
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    list_objects,
+)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.sources import (
+    SourceError,
+    env_from_secret,
+    mirror_images,
+    yaml_documents,
+)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import Problem
 
 APPLIED_HASH = "istio-lab.io/applied-hash"
 FIELD_MANAGER = "istio-lab"
@@ -329,7 +338,7 @@ class Discovery:
         return self.lists[api_version]
 
     def _from_crds(self, api_version, kind):
-        group, _, version = api_version.rpartition("/")
+        group, _sep, version = api_version.rpartition("/")
         for crd in self.crds:
             spec = crd.get("spec") or {}
             names = spec.get("names") or {}
@@ -453,11 +462,11 @@ class ManifestApplier:
                        for path, i, doc in yaml_documents(self.params.get("src") or [])]
         except SourceError as exc:
             raise ApplyFailed(str(exc)) from None
-        documents = mirror_images([doc for doc, _ in located], self.params.get("image_mirror"))
+        documents = mirror_images([doc for doc, _where in located], self.params.get("image_mirror"))
         for entry in self.params.get("env_from_secret") or []:
             documents = env_from_secret(documents, entry["kind"], entry["name"], entry["env"], entry["secret"],
                                         entry["key"])
-        return list(zip(documents, (where for _, where in located), strict=True))
+        return list(zip(documents, (where for _doc, where in located), strict=True))
 
     def read_input(self):
         problems, seen = [], {}
@@ -507,7 +516,7 @@ class ManifestApplier:
         else:
             answers = [one(entry) for entry in entries]
         live = {}
-        for (resource, _), found in zip(entries, answers, strict=True):
+        for (resource, _namespace), found in zip(entries, answers, strict=True):
             for (namespace, name), obj in found.items():
                 live[(resource.api_version, resource.kind, namespace, name)] = obj
         for item in items:
@@ -741,15 +750,17 @@ class ManifestApplier:
 MANIFESTS_ARGS = {
     "src": {"type": "list", "elements": "path", "default": []},
     "image_mirror": {"type": "str", "default": ""},
-    "env_from_secret": {"type": "list", "elements": "dict", "default": [], "options": {
+    # names a Secret and its key, never a value
+    "env_from_secret": {"type": "list", "elements": "dict", "default": [], "no_log": False, "options": {
         "kind": {"type": "str", "required": True},
         "name": {"type": "str", "required": True},
         "env": {"type": "str", "required": True},
-        "secret": {"type": "str", "required": True},
-        "key": {"type": "str", "required": True},
+        "secret": {"type": "str", "required": True, "no_log": False},
+        "key": {"type": "str", "required": True, "no_log": False},
     }},
     "manifests": {"type": "list", "elements": "dict", "default": []},
-    "secrets": {"type": "list", "elements": "dict", "default": [], "options": {
+    # not secret itself (names, namespaces, labels): the values are, and are no_log
+    "secrets": {"type": "list", "elements": "dict", "default": [], "no_log": False, "options": {
         "name": {"type": "str", "required": True},
         "namespace": {"type": "str"},
         "type": {"type": "str", "default": "Opaque"},
@@ -791,4 +802,3 @@ def apply_manifests(client, params, check_mode=False, want_diff=False):
 def run_manifests_module(module):
     """main() of lab_manifests."""
     run_guarded(module, lambda client: apply_manifests(client, module.params, module.check_mode, module._diff))
-

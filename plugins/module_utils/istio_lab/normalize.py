@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from ansible.module_utils.istio_lab.resource import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 
 def canonical(value):

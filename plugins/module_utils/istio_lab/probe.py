@@ -70,7 +70,7 @@ def sample(target, host, header, samples, timeout):
     (`error` for no answer) and the `server` headers."""
     hostname, port, path = target
     counts = {"samples": samples, "values": {}, "statuses": {}, "servers": {}, "errors": []}
-    for _ in range(samples):
+    for _attempt in range(samples):
         try:
             response = request(hostname, port, path, host, timeout)
         except (OSError, http.client.HTTPException) as exc:

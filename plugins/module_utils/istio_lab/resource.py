@@ -5,7 +5,7 @@ with fieldValidation=Strict), and the CRD's schema."""
 
 from __future__ import annotations
 
-from ansible.module_utils.istio_lab.client import ApiStatusError, KubeError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError, KubeError
 
 GROUP = "networking.istio.io"
 DEFAULT_API_VERSION = GROUP + "/v1"
@@ -71,7 +71,7 @@ class IstioResource:
     def __init__(self, client, kind, api_version=DEFAULT_API_VERSION):
         if kind not in PLURALS:
             raise KubeError(f"istio-lab does not manage kind {kind}")
-        group, _, version = api_version.partition("/")
+        group, _sep, version = api_version.partition("/")
         if group != GROUP or not version:
             raise KubeError(f"api_version must be {GROUP}/<version>, not {api_version!r}")
         self.client = client
@@ -161,7 +161,7 @@ def read_route_table(client, namespaces=None, api_version=DEFAULT_API_VERSION):
     """Read Gateways, VirtualServices, DestinationRules, ServiceEntries and
     Services (one LIST each per scope) and compute the route table
     (routes.route_table)."""
-    from ansible.module_utils.istio_lab.routes import route_table
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import route_table
 
     scope = set(namespaces) if namespaces else None
     read = {kind: list(IstioResource(client, kind, api_version).list(scope).values())

@@ -9,7 +9,7 @@ Pure: istio_route_info and the verification role feed it what they read."""
 
 from __future__ import annotations
 
-from ansible.module_utils.istio_lab.validate import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import (
     MESH_GATEWAY,
     Problem,
     admitting_servers,
@@ -204,7 +204,7 @@ def route_table(gateways, virtual_services, services=(), destination_rules=(), s
                 problems.append(_export_problem(vs, key, workloads[key], exported))
                 continue
             for vs_host in spec.get("hosts") or []:
-                for _, port, effective in admitting_servers(vs_namespace, vs_host, index[key]):
+                for _server, port, effective in admitting_servers(vs_namespace, vs_host, index[key]):
                     claim = (key, port.get("number"), effective)
                     claims.setdefault(claim, []).append(f"{vs_namespace}/{vs_name}")
                     routes.append({
@@ -216,8 +216,11 @@ def route_table(gateways, virtual_services, services=(), destination_rules=(), s
                         "virtual_service": f"{vs_namespace}/{vs_name}",
                         "destinations": _gateway_destinations(vs, reference, destinations),
                     })
-    for (key, port, host), owners in sorted(claims.items(), key=lambda item: (item[0][0], item[0][1] or 0,
-                                                                                 item[0][2])):
+
+    def claim_order(item):
+        return item[0][0], item[0][1] or 0, item[0][2]
+
+    for (key, port, host), owners in sorted(claims.items(), key=claim_order):
         distinct = sorted(set(owners))
         if len(distinct) > 1:
             problems.append(Problem(f"Gateway {key[0]}/{key[1]}", "spec.servers", f"host {host!r} on port {port} is "
@@ -295,7 +298,7 @@ def egress_routes(routes, mesh_routes, services, problems):
         if not external:
             continue
         fronting = {f"{_key(svc)[0]}/{_key(svc)[1]}" for svc in services
-                    if (route["selector"] or None) and route["selector"].items()
+                    if route["selector"] and route["selector"].items()
                     <= (((svc.get("spec") or {}).get("selector")) or {}).items()}
         hops = []
         for mesh in mesh_routes:

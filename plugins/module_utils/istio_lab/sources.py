@@ -63,7 +63,7 @@ def mirror_image(image, mirror=""):
     mirror = str(mirror or "").strip().rstrip("/")
     if not mirror:
         return image
-    head, _, rest = str(image).partition("/")
+    head, _sep, rest = str(image).partition("/")
     if rest and ("." in head or ":" in head or head == "localhost"):
         path = rest  # drop the registry host
     elif rest:

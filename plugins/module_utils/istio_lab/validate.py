@@ -22,7 +22,7 @@ import difflib
 import importlib.util
 import re
 
-from ansible.module_utils.istio_lab.validate_common import (  # noqa: F401 (re-exported)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_common import (  # noqa: F401 (re-exported)  # pylint: disable=unused-import
     DNS_LABEL,
     DNS_SUBDOMAIN,
     POLICY_RULES,
@@ -36,7 +36,7 @@ from ansible.module_utils.istio_lab.validate_common import (  # noqa: F401 (re-e
     object_name,
     ref,
 )
-from ansible.module_utils.istio_lab.validate_routing import (  # noqa: F401 (re-exported)
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_routing import (  # noqa: F401 (re-exported)  # pylint: disable=unused-import
     MESH_GATEWAY,
     TERMINATING_TLS_MODES,
     destination_rule_problems,
@@ -44,7 +44,9 @@ from ansible.module_utils.istio_lab.validate_routing import (  # noqa: F401 (re-
     virtual_service_problems,
     weight_problems,
 )
-from ansible.module_utils.istio_lab.validate_service_entry import service_entry_problems
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_service_entry import (
+    service_entry_problems,
+)
 
 # Imported only when a write needs the schema: a no-op run skips the cost.
 HAS_JSONSCHEMA = importlib.util.find_spec("jsonschema") is not None

@@ -90,7 +90,8 @@ class Findings(list):
         self.name = name
 
     def add(self, rule, field, message):
-        assert rule in RULES, rule
+        if rule not in RULES:
+            raise AssertionError(f"unknown rule {rule}")
         self.append(Problem(self.name, field, message, rule))
 
 
@@ -276,7 +277,7 @@ def domain_problem(domain, wildcard=True):
         return "longer than 255 characters"
     if not wildcard:
         return _labels_problem(domain)
-    first, _, rest = domain.partition(".")
+    first, _sep, rest = domain.partition(".")
     if len(first) > 63 or not WILDCARD_LABEL.match(first):
         return f"label {first!r} is not a DNS label (a wildcard `*` may only lead the first label)"
     return _labels_problem(rest) if rest else None
@@ -333,7 +334,7 @@ def duration_nanos(text):
     for match in _DURATION_PART.finditer(text):
         if match.start() != position:
             return None
-        whole, _, fraction = match.group(1).partition(".")
+        whole, _sep, fraction = match.group(1).partition(".")
         unit = _NANOS[match.group(2)]
         total += int(whole or 0) * unit + (int(fraction) * unit // 10 ** len(fraction) if fraction else 0)
         position = match.end()

@@ -6,7 +6,7 @@ says what would be right; each carries the id of its rule in RULES."""
 
 from __future__ import annotations
 
-from ansible.module_utils.istio_lab.validate_common import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_common import (
     GRPC_STATUSES,
     HTTP_METHODS,
     HTTP_STATUS_CODES,
@@ -149,8 +149,8 @@ def _server_problems(found, path, server, by_name, by_number):
             elif family != "tls" and tls:
                 if family == "http":
                     mode = str(tls.get("mode") or "PASSTHROUGH").upper()
-                    if mode not in PASSTHROUGH_MODES or any(tls.get(k) for k in ("caCertificates", "privateKey",
-                                                                                  "serverCertificate")):
+                    tls_files = ("caCertificates", "privateKey", "serverCertificate")
+                    if mode not in PASSTHROUGH_MODES or any(tls.get(k) for k in tls_files):
                         found.add("gw-tls-plaintext", f"{path}.tls", f"a plain-text {protocol} server takes tls only "
                                   "for httpsRedirect: use protocol HTTPS to terminate TLS")
                 else:

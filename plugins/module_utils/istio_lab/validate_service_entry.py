@@ -9,7 +9,7 @@ already serves, address conflicts)."""
 
 from __future__ import annotations
 
-from ansible.module_utils.istio_lab.validate_common import (
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_common import (
     ISTIO_LABEL,
     PROTOCOLS,
     UNIX_PREFIX,
