@@ -44,7 +44,9 @@ def test_host_subset_is_directional():
         ("./*", "microservice", "kiali.kubernets.cn", None),
         ("microservice/*", "microservice", "tomcat.kubernets.cn", "tomcat.kubernets.cn"),
         ("microservice/*", "default", "tomcat.kubernets.cn", None),
+        ("*/tomcat.kubernets.cn", "default", "tomcat.kubernets.cn", "tomcat.kubernets.cn"),
         ("~/*", "istio-system", "x.kubernets.cn", None),
+        ("grafana.kubernets.cn", "istio-system", "kiali.kubernets.cn", None),
     ],
 )
 def test_a_gateway_server_admits_a_virtual_service_host(server_host, vs_namespace, vs_host, effective):
