@@ -70,10 +70,11 @@ def _environment(kube, env) -> dict:
 
 
 def run_playbook(playbook, kube=None, extra_vars=None, check=False, diff=False, inventory=None, limit=None,
-                 env=None, timeout=600) -> PlaybookResult:
+                 env=None, timeout=600, cli_vars=None) -> PlaybookResult:
     """Run `ansible-playbook <playbook>` from the repository root with the
     kube fixture's kubeconfig in the environment (K8S_AUTH_*); extra vars go
-    through a temporary JSON file."""
+    through a temporary JSON file, `cli_vars` ({name: text}) after it as
+    `-e name=text`, the strings an instructor types."""
     command = [str(VENV_BIN / "ansible-playbook"), str(playbook)]
     if inventory:
         command += ["-i", str(inventory)]
@@ -93,6 +94,8 @@ def run_playbook(playbook, kube=None, extra_vars=None, check=False, diff=False, 
         json.dump(extra, handle)
         vars_file = handle.name
     command += ["-e", f"@{vars_file}"]
+    for name, text in (cli_vars or {}).items():
+        command += ["-e", f"{name}={text}"]
     try:
         completed = subprocess.run(command, cwd=REPO, env=_environment(kube, env), capture_output=True, text=True,
                                    timeout=timeout, check=False)
