@@ -9,9 +9,9 @@ name: lab_options
 short_description: Refuse invalid boolean and integer options given on the command line
 version_added: 1.0.0
 description:
-  - Checks the extra vars (C(-e name=value), C(-e @file)) against the boolean and integer options (C(type=bool), C(type=int)) of
-    every role's C(meta/argument_specs.yml) in this collection, and against the playbook-level booleans
-    (C(reset_confirm)).
+  - Checks the extra vars (C(-e name=value), C(-e @file)) against the boolean and integer options
+    (C(type=bool), C(type=int)) of every role's C(meta/argument_specs.yml) in this collection, and against
+    the playbook-level booleans (C(reset_confirm)).
   - A value the role's own argument check would refuse (C(-e lab_verify_fail=maybe), C(-e lab_wait_timeout=5m))
     stops the run before the first task of the first play, naming the option, instead of when its role starts,
     after the earlier stages already wrote to the cluster.

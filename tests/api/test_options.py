@@ -28,7 +28,6 @@ ansible-playbook here, their task side is covered by tests/unit/test_options.py
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml
