@@ -4,6 +4,7 @@ and the messages of each failure."""
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,9 +31,11 @@ class Scripted(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.seen.append((self.command, self.path, self.headers.get("Authorization"), body))
-        status, payload = self.server.script.pop(0) if self.server.script else (200, {})
+        status, payload, *extra = self.server.script.pop(0) if self.server.script else (200, {})
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in (extra[0] if extra else {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -116,6 +119,46 @@ def test_transient_errors_give_up_with_a_clear_message(server):
     with pytest.raises(ApiStatusError, match=r"kept failing \(500 InternalError\).*after 5 tries: etcd down"):
         made.request("get", "GET", "/x")
     assert made.sleeps == [0.2, 0.4, 0.8, 1.6]
+
+
+def test_retry_after_of_a_429_is_honoured(server):
+    """Issue 21: the server's Retry-After, not the client's own backoff, decides the wait (really slept here)."""
+    made = KubeClient(kubeconfig=server.kubeconfig)
+    server.script = [(429, status(429, "TooManyRequests", "slow down"), {"Retry-After": "2"}), (200, {"ok": True})]
+    started = time.monotonic()
+    assert made.request("get", "GET", "/x") == {"ok": True}
+    assert 1.9 <= time.monotonic() - started < 3.0
+    assert made.counts == {"get": 2}
+
+
+def test_retry_after_of_a_503_is_bounded_by_the_tasks_timeout(server):
+    made = client(server, timeout=30)
+    server.script = [(503, status(503, "ServiceUnavailable", "restarting"), {"Retry-After": "3"}), (200, {"ok": True})]
+    assert made.request("get", "GET", "/x") == {"ok": True}
+    assert made.sleeps == [3.0]
+    # more than the task has left: it stops at once and says what kept failing
+    made = client(server, timeout=5)
+    server.script = [(503, status(503, "ServiceUnavailable", "restarting"), {"Retry-After": "60"})]
+    with pytest.raises(ApiStatusError, match=r"kept failing \(503 ServiceUnavailable\).*after 1 tries"):
+        made.request("get", "GET", "/x")
+    assert made.sleeps == []
+    # without a timeout a Retry-After is followed up to MAX_RETRY_AFTER, within the tries
+    made = client(server)
+    server.script = [(429, status(429, "TooManyRequests", "slow"), {"Retry-After": "60"}), (200, {"ok": True})]
+    assert made.request("get", "GET", "/x") == {"ok": True}
+    assert made.sleeps == [10.0]
+
+
+def test_a_task_with_a_timeout_waits_out_an_unreachable_api(server):
+    """A control-plane restart: connections refused for a while. With a timeout the client keeps trying
+    (backoff capped at 5 s) until the deadline; the clock is simulated."""
+    now = [0.0]
+    made = KubeClient(host="http://127.0.0.1:9", api_key="x", sleep=lambda s: now.__setitem__(0, now[0] + s),
+                      clock=lambda: now[0], timeout=30)
+    with pytest.raises(KubeError, match=r"cannot reach the Kubernetes API at http://127.0.0.1:9 .*tried 11 times over "
+                                        r"30 s\).*rerun the playbook once the API answers"):
+        made.request("list", "GET", "/x")
+    assert made.counts == {"list": 11}
 
 
 def test_bad_credentials_name_the_context(server):

@@ -6,6 +6,8 @@ backoff for transient answers."""
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import importlib.util
 import json
 import os
@@ -82,6 +84,11 @@ def _api_client_on_demand(*args, **kwargs):
 
 # Answers worth another try: throttling and the server or a proxy being busy.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The answers whose Retry-After says when to come back (API Priority and Fairness, a server going away).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+# The longest pause between two tries, and the longest Retry-After followed by a task without a timeout.
+MAX_BACKOFF = 5.0
+MAX_RETRY_AFTER = 10.0
 # (connect, read) timeouts in seconds for one request.
 REQUEST_TIMEOUT = (10, 60)
 # Connections kept open to the API server (apply.py writes this many at once).
@@ -134,11 +141,17 @@ class KubeClient:
         backoff=0.2,
         sleep=time.sleep,
         light_imports=False,
+        timeout=0,
+        clock=time.monotonic,
     ):
         self.lib = _Kubernetes(light_imports)
         self.tries = max(1, tries)
         self.backoff = backoff
         self.sleep = sleep
+        self.clock = clock
+        # A task with a timeout (wait_timeout) rides out an API that is away or throttling until then, e.g. a
+        # control-plane restart; without one, `tries` bounds the retries.
+        self.deadline = clock() + timeout if timeout else None
         self.counts = {}
         self._counts_lock = threading.Lock()
         self.context = context or ""
@@ -201,8 +214,9 @@ class KubeClient:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-        last = self.tries - 1
-        for attempt in range(self.tries):
+        started = self.clock()
+        attempt = 0
+        while True:
             self._count(verb)
             # read per request: the kubeconfig's refresh hook renews expiring tokens
             token = self.configuration.get_api_key_with_prefix("authorization")
@@ -223,20 +237,38 @@ class KubeClient:
                     )
                 return _decode(response.data) or {}
             except self.lib.ApiException as exc:
-                if exc.status in TRANSIENT_STATUSES and attempt < last:
-                    self.sleep(self.backoff * 2**attempt)
-                    continue
-                raise self._status_error(exc, method, path, attempt + 1) from None
+                pause = self._pause(attempt, exc) if exc.status in TRANSIENT_STATUSES else None
+                if pause is None:
+                    raise self._status_error(exc, method, path, attempt + 1) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if attempt < last:
-                    self.sleep(self.backoff * 2**attempt)
-                    continue
-                reason = getattr(exc, "reason", None) or exc
-                raise KubeError(
-                    f"cannot reach the Kubernetes API at {self.server} (context {self.context or 'none'}): {reason}"
-                    f" (tried {self.tries} times). Is the cluster up and the kubeconfig the lab's?"
-                ) from None
+                pause = self._pause(attempt)
+                if pause is None:
+                    reason = getattr(exc, "reason", None) or exc
+                    raise KubeError(
+                        f"cannot reach the Kubernetes API at {self.server} (context {self.context or 'none'}): "
+                        f"{reason} (tried {attempt + 1} times over {self.clock() - started:.0f} s). Is the cluster "
+                        "up and the kubeconfig the lab's? After a control-plane restart, rerun the playbook once "
+                        "the API answers: it resumes where it stopped."
+                    ) from None
+            self.sleep(pause)
+            attempt += 1
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, attempt, exc=None):
+        """Seconds to wait before another try, or None to give up. The wait doubles from `backoff` up to
+        MAX_BACKOFF; a 429 or 503 with Retry-After waits what the server asked. Within `tries`, or with a
+        timeout, while the API is unreachable or asks to come back (429/503) and the deadline allows."""
+        pause = min(self.backoff * 2**attempt, MAX_BACKOFF)
+        asked = _retry_after(exc) if exc is not None and exc.status in RETRY_AFTER_STATUSES else None
+        if asked is not None:
+            pause = asked
+        if self.deadline is None:
+            return min(pause, MAX_RETRY_AFTER) if attempt < self.tries - 1 else None
+        remaining = self.deadline - self.clock()
+        waits_out = exc is None or exc.status in RETRY_AFTER_STATUSES
+        if remaining <= 0 or (asked is not None and asked > remaining) or not (attempt < self.tries - 1 or waits_out):
+            return None
+        return min(pause, remaining)  # a last try at the deadline
 
     def _send_bytes(self, method, path, query, headers, body):
         """The REST layer's request, for a body already serialized: through
@@ -272,10 +304,28 @@ class KubeClient:
         return ApiStatusError(message, exc.status, reason, body)
 
 
+def _retry_after(exc):
+    """The seconds of an answer's Retry-After header (delta-seconds or an HTTP date), or None."""
+    value = (getattr(exc, "headers", None) or {}).get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())  # noqa: UP017 -- module_utils
+
+
 def client_from_params(params, light_imports=False):
-    """A client from a module's connection options (args.CONNECTION_ARGS)."""
+    """A client from a module's connection options (args.CONNECTION_ARGS); a module with a wait_timeout
+    rides out an API that is away or throttling for up to that long."""
     return KubeClient(
         light_imports=light_imports,
+        timeout=params.get("wait_timeout") or 0,
         kubeconfig=params.get("kubeconfig"),
         context=params.get("context"),
         host=params.get("host"),
