@@ -120,6 +120,7 @@ def platform_vars(upstream: Path, workdir: Path, pool: str, ingress_ip: str, **o
         "lab_cache_dir": str(workdir / "cache"),
         "metallb_webhook_retry_delay": 1,
         "istio_poll_delay": 1,
+        "istio_install_retry_delay": 1,
         "lab_wait_timeout": 60,
         **overrides,
     }

@@ -26,7 +26,7 @@ PERMANENT = re.compile("|".join((
 TRANSIENT = re.compile("|".join((
     r"connection refused", r"connection reset", r"no route to host", r"network is unreachable", r"broken pipe",
     r"i/o timeout", r"timed out", r"timeout awaiting", r"deadline exceeded", r"tls handshake timeout",
-    r"unexpected eof", r"client connection lost", r"request canceled",
+    r"unexpected eof", r'": eof\b', r"client connection lost", r"request canceled", r"connection aborted",
     r"server is currently unable to handle the request", r"too many requests", r"try again later",
     r"internal error occurred", r"service unavailable", r"bad gateway", r"gateway timeout",
     r"unable to return a response in the time allotted", r"etcdserver: ", r"\b(?:status|code)[ :=]*(?:429|5\d\d)\b",

@@ -16,6 +16,8 @@ TRANSIENT = [
     'Error: failed to install manifests: Patch "https://10.0.0.1:6443/apis/apps/v1/namespaces/istio-system/'
     'deployments/istiod?fieldManager=istio-operator": net/http: TLS handshake timeout',
     "Error: failed to install manifests: etcdserver: leader changed",
+    'Error: failed to install manifests: Patch "https://127.0.0.1:6443/apis/apps/v1/namespaces/istio-system/'
+    'deployments/istiod?fieldManager=istio-operator": EOF',
     "Error: failed to install manifests: http2: client connection lost",
     "Error: failed to install manifests: the server was unable to return a response in the time allotted, but may "
     "still be processing the request",
