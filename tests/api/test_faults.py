@@ -18,6 +18,16 @@ from collections import Counter
 
 import pytest
 
+from tests.api.test_chapters import (  # noqa: F401 -- platform is a fixture
+    assert_ok,
+    bring_up,
+    chapter_objects,
+    comparable,
+    platform,
+    read_save,
+    snapshot,
+    versions,
+)
 from tests.api.test_site import (
     assert_chapter_objects,
     assert_platform,
@@ -26,6 +36,7 @@ from tests.api.test_site import (
     site,
 )
 from tests.conftest import KubeTarget
+from tests.helpers import run_playbook
 from tests.kube_double.faults import FAULTS, FaultProxy
 
 pytestmark = pytest.mark.api
@@ -65,3 +76,30 @@ def test_site_converges_through_faults_and_a_rerun_changes_nothing(flaky, shared
         assert second.rc == 0, second
         assert all(host["changed"] == 0 for host in second.recap.values()), changed_tasks(second.stdout)
         assert len(flaky.proxy.faults) > before
+
+
+def test_a_chapter_saved_and_restored_through_faults_comes_back_identical(kube, platform, flaky, tmp_path):  # noqa: F811
+    bring_up(kube, "1", "4", "2")  # built straight, then saved, reset and restored through the faults
+    refs = chapter_objects("1") + chapter_objects("2") + chapter_objects("4")
+    originals = snapshot(kube, refs)
+    untouched = versions(snapshot(kube, platform))
+    extra = {"chapter": "all", "lab_saves_dir": str(tmp_path / "saves")}
+
+    assert_ok(run_playbook("playbooks/save-chapter.yml", kube=flaky, extra_vars=extra))
+    for chapter in ("1", "2", "4"):
+        manifest, _files = read_save(tmp_path / "saves" / "lab" / chapter)
+        listed = [(e["apiVersion"], e["kind"], e["namespace"] or None, e["name"]) for e in manifest["objects"]]
+        assert sorted(listed) == sorted(set(chapter_objects(chapter))), chapter  # each object once, none missing
+    assert_ok(run_playbook("playbooks/reset-chapter.yml", kube=flaky, extra_vars={"chapter": "all"}))
+    assert snapshot(kube, refs) == dict.fromkeys(refs)
+
+    restored = run_playbook("playbooks/restore-chapter.yml", kube=flaky, extra_vars=extra)
+    assert_ok(restored)
+    after = snapshot(kube, refs)
+    for ref in refs:
+        assert after[ref] is not None and comparable(after[ref]) == comparable(originals[ref]), ref
+    assert versions(snapshot(kube, platform)) == untouched
+    again = run_playbook("playbooks/restore-chapter.yml", kube=flaky, extra_vars=extra)
+    assert_ok(again)
+    assert again.changed == 0, str(again)
+    assert set(met(flaky.proxy)) >= {"429", "500", "503", "drop-before", "drop-after"}, met(flaky.proxy)

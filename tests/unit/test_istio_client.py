@@ -3,6 +3,7 @@ kubeconfig/context loading, retries with backoff on transient answers,
 and the messages of each failure."""
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +33,10 @@ class Scripted(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append((self.command, self.path, self.headers.get("Authorization"), body))
         status, payload, *extra = self.server.script.pop(0) if self.server.script else (200, {})
+        if status is None:  # the connection dropped before the answer
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(status)
         for name, value in (extra[0] if extra else {}).items():
@@ -159,6 +164,25 @@ def test_a_task_with_a_timeout_waits_out_an_unreachable_api(server):
                                         r"30 s\).*rerun the playbook once the API answers"):
         made.request("list", "GET", "/x")
     assert made.counts == {"list": 11}
+
+
+def test_a_write_whose_answer_was_lost_reports_its_own_result(server):
+    """Issue 21: a create or delete applied by a try whose answer was lost; its retry is refused (409
+    AlreadyExists, 404) by that very result, which is the success to report."""
+    made = client(server)
+    created = {"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "x", "resourceVersion": "7"}}
+    server.script = [(None, None), (409, status(409, "AlreadyExists", 'configmaps "a" already exists')),
+                     (200, created)]
+    assert made.request("create", "POST", "/api/v1/namespaces/x/configmaps",
+                        body={"metadata": {"name": "a"}}) == created
+    assert [seen[:2] for seen in server.seen] == [("POST", "/api/v1/namespaces/x/configmaps")] * 2 + [
+        ("GET", "/api/v1/namespaces/x/configmaps/a")]
+    server.script = [(None, None), (404, status(404, "NotFound", 'configmaps "a" not found'))]
+    assert made.request("delete", "DELETE", "/api/v1/namespaces/x/configmaps/a") == {}
+    # without a lost answer, the refusals stand
+    server.script = [(409, status(409, "AlreadyExists", 'configmaps "a" already exists'))]
+    with pytest.raises(ApiStatusError, match="409 AlreadyExists"):
+        made.request("create", "POST", "/api/v1/namespaces/x/configmaps", body={"metadata": {"name": "a"}})
 
 
 def test_bad_credentials_name_the_context(server):

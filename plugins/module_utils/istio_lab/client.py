@@ -216,6 +216,9 @@ class KubeClient:
             headers["Content-Type"] = content_type or "application/json"
         started = self.clock()
         attempt = 0
+        # A write whose answer was lost (the connection dropped after sending) may have been applied: its
+        # retry then meets its own result, which is the success it reports.
+        unsure = False
         while True:
             self._count(verb)
             # read per request: the kubeconfig's refresh hook renews expiring tokens
@@ -237,10 +240,15 @@ class KubeClient:
                     )
                 return _decode(response.data) or {}
             except self.lib.ApiException as exc:
+                if unsure:
+                    landed = self._landed(method, path, body, exc)
+                    if landed is not None:
+                        return landed
                 pause = self._pause(attempt, exc) if exc.status in TRANSIENT_STATUSES else None
                 if pause is None:
                     raise self._status_error(exc, method, path, attempt + 1) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
+                unsure = unsure or (method != "GET" and not _not_sent(exc))
                 pause = self._pause(attempt)
                 if pause is None:
                     reason = getattr(exc, "reason", None) or exc
@@ -253,6 +261,19 @@ class KubeClient:
             self.sleep(pause)
             attempt += 1
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _landed(self, method, path, body, exc):
+        """The result of a write an earlier, unanswered try applied, told by the retry's refusal: a create
+        answered 409 AlreadyExists (the object, read back), a delete answered 404 ({}). None otherwise."""
+        reason = (_decode(exc.body) or {}).get("reason") if isinstance(_decode(exc.body), dict) else None
+        if method == "DELETE" and exc.status == 404:
+            return {}
+        if method == "POST" and exc.status == 409 and reason == "AlreadyExists":
+            obj = json.loads(body) if isinstance(body, bytes) else body
+            name = ((obj or {}).get("metadata") or {}).get("name")
+            if name:
+                return self.request("get", "GET", f"{path}/{name}")
+        return None
 
     def _pause(self, attempt, exc=None):
         """Seconds to wait before another try, or None to give up. The wait doubles from `backoff` up to
@@ -302,6 +323,13 @@ class KubeClient:
         else:
             message = f"{method} {path}: {exc.status} {reason or exc.reason}: {detail}"
         return ApiStatusError(message, exc.status, reason, body)
+
+
+def _not_sent(exc):
+    """True for a transport error before the request left (no connection): a write that met it was not applied."""
+    cause = getattr(exc, "reason", None) or exc  # urllib3's MaxRetryError wraps the cause
+    return isinstance(cause, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                              ConnectionRefusedError))
 
 
 def _retry_after(exc):
