@@ -14,6 +14,8 @@ verification probes that pass)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -28,6 +30,7 @@ from tests.api.test_chapters import (  # noqa: F401 -- platform is a fixture
     snapshot,
     versions,
 )
+from tests.api.test_routes_verify import make_platform
 from tests.api.test_site import (
     assert_chapter_objects,
     assert_platform,
@@ -103,3 +106,68 @@ def test_a_chapter_saved_and_restored_through_faults_comes_back_identical(kube, 
     assert_ok(again)
     assert again.changed == 0, str(again)
     assert set(met(flaky.proxy)) >= {"429", "500", "503", "drop-before", "drop-after"}, met(flaky.proxy)
+
+
+# ------------------------------------------------------------------ a control-plane restart mid-run
+
+DOWN = 12  # seconds the API is away, as during a kubeadm upgrade of the control plane
+
+
+def restart_when(double, written_path: str, down: float = DOWN) -> threading.Thread:
+    """Restart the double (same port, same objects) once a playbook wrote to a path containing `written_path`."""
+    def watch():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if any(r["method"] in ("POST", "PUT", "PATCH") and written_path in r["path"]
+                   and r.get("user_agent", "").startswith("istio-lab/") for r in double.requests()):
+                double.restart(down)
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def assert_waited_out_or_said_to_rerun(result, kube):
+    """A stage either waited the restart out, or stopped naming the API and saying to rerun."""
+    if result.rc != 0:
+        text = " ".join(result.stdout.split())
+        assert f"cannot reach the Kubernetes API at {kube.double.url}" in text, result
+        assert "rerun the playbook once the API answers" in text
+
+
+def test_site_waits_out_a_control_plane_restart_during_a_stage(kube, shared_dir, tmp_path):
+    double = kube.require_double("stops and restarts the API server")
+    with envoy_stand_in() as envoy:
+        restarter = restart_when(double, "/namespaces/metallb-system/")
+        started = time.monotonic()
+        first = site(kube, shared_dir, tmp_path, envoy)
+        restarter.join(timeout=60)
+        assert not restarter.is_alive() and time.monotonic() - started > DOWN
+        # MetalLB's apply (lab_manifests, wait_timeout 60 s) rides the 12 s out
+        assert first.rc == 0 and first.failed == 0, str(first)
+        assert_platform(kube)
+        assert_chapter_objects(kube)
+        second = site(kube, shared_dir, tmp_path, envoy)
+        assert second.rc == 0 and all(host["changed"] == 0 for host in second.recap.values()), \
+            changed_tasks(second.stdout)
+
+
+def test_routes_stop_naming_the_api_when_it_restarts_and_the_rerun_converges(kube):
+    """The API goes away just as the routes stage starts (a race a thread watching the requests cannot win
+    against one module's few milliseconds of writes, so the outage begins first)."""
+    double = kube.require_double("stops and restarts the API server")
+    make_platform(kube)
+    restarter = threading.Thread(target=double.restart, args=(DOWN,), daemon=True)
+    restarter.start()
+    interrupted = run_playbook("playbooks/routes.yml", kube)
+    restarter.join(timeout=60)
+    assert not restarter.is_alive()
+    assert interrupted.rc != 0  # istio_routes has no wait_timeout: it tries for seconds, not for the outage
+    assert_waited_out_or_said_to_rerun(interrupted, kube)
+    rerun = run_playbook("playbooks/routes.yml", kube)
+    assert rerun.rc == 0, str(rerun)
+    assert len(kube.list("networking.istio.io/v1", "VirtualService")) == 5  # every chapter route, once
+    again = run_playbook("playbooks/routes.yml", kube)
+    assert again.rc == 0 and again.changed == 0, str(again)

@@ -157,7 +157,16 @@ class KubeDouble(RequestLog):
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()  # as a stopped kube-apiserver: its clients' connections end too
             self._server = None
+
+    def restart(self, down: float) -> None:
+        """Stop, stay away `down` seconds (new connections refused), start again on the same port with the
+        same objects: a control-plane restart (issue 21)."""
+        self.stop()
+        time.sleep(down)
+        self.stopping.clear()
+        self.start()
 
     def __enter__(self) -> KubeDouble:
         return self.start()
@@ -255,6 +264,29 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def __init__(self, *args, **kwargs):
+        self._open, self._open_lock = set(), threading.Lock()  # the connections being served
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            open_now, self._open = list(self._open), set()
+        for request in open_now:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _parse_resource_path(parts: list[str]):
