@@ -14,11 +14,16 @@ verification probes that pass)."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import socket
 import threading
 import time
 from collections import Counter
 
 import pytest
+import yaml
 
 from tests.api.test_chapters import (  # noqa: F401 -- platform is a fixture
     assert_ok,
@@ -39,8 +44,10 @@ from tests.api.test_site import (
     site,
 )
 from tests.conftest import KubeTarget
-from tests.helpers import run_playbook
+from tests.helpers import platform_vars, run_playbook
+from tests.kube_double import KubeDouble
 from tests.kube_double.faults import FAULTS, FaultProxy
+from tests.verify_envoy import EnvoyLikeServer
 
 pytestmark = pytest.mark.api
 
@@ -171,3 +178,71 @@ def test_routes_stop_naming_the_api_when_it_restarts_and_the_rerun_converges(kub
     assert len(kube.list("networking.istio.io/v1", "VirtualService")) == 5  # every chapter route, once
     again = run_playbook("playbooks/routes.yml", kube)
     assert again.rc == 0 and again.changed == 0, str(again)
+
+
+# ------------------------------------------------------------------ a classroom through the faults
+
+CLASS = ["ana", "ben", "cai"]
+ADDRESS_RANGE = "127.21.0.0/22"  # the address plan's loopback range for this class
+PLATFORM = [("metallb-system", "controller"), ("istio-system", "istiod"), ("istio-system", "istio-ingressgateway"),
+            ("istio-system", "istio-egressgateway"), ("istio-system", "grafana"), ("microservice", "tomcat")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_classroom_of_three_labs_converges_through_faults(shared_dir, tmp_path):
+    """Three students, each with their own API double behind their own fault proxy (seeds 21, 22, 23)."""
+    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        pytest.skip("a classroom needs one cluster per student: API doubles only")
+    crds = shared_dir / "crds" / "istio-1.30.3-crds.yaml"
+    doubles, proxies, targets, envoys = {}, {}, {}, []
+    env = {"TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    try:
+        roster = tmp_path / "roster.csv"
+        with roster.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "name", "kubeconfig", "context", "machines"])
+            for seed, student in enumerate(CLASS, 21):
+                doubles[student] = KubeDouble(crds=[crds]).start()
+                plain = doubles[student].write_kubeconfig(tmp_path / f"{student}-direct.yaml")
+                proxies[student] = FaultProxy(plain, seed=seed, share=SHARE, agent_shares={"istioctl/": 0.02}).start()
+                kubeconfig = proxies[student].write_kubeconfig(tmp_path / f"{student}.yaml", context="flaky")
+                workdir = tmp_path / "clients" / student
+                workdir.mkdir(parents=True)
+                targets[student] = KubeTarget(kubeconfig, "flaky", doubles[student], doubles[student], workdir)
+                writer.writerow([student, student.title(), kubeconfig, "", ""])
+        inventory = tmp_path / "inventory"
+        generated = run_playbook("playbooks/classroom-inventory.yml", env=env, extra_vars={
+            "classroom_inventory_roster": str(roster), "classroom_inventory_dir": str(inventory),
+            "classroom_inventory_address_ranges": ADDRESS_RANGE, "classroom_inventory_domain": "lab.test"})
+        assert generated.rc == 0, str(generated)
+        hostvars = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["children"]["labs"]["hosts"]
+        port = free_port()
+        envoys = [EnvoyLikeServer(hostvars[s]["lab_ingress_ip"], port, routes={"*": 200}).start() for s in CLASS]
+        platform = platform_vars(shared_dir / "upstream", tmp_path, "", "")
+        del platform["metallb_address_range"], platform["lab_ingress_ip"]
+        values = {**platform, "lab_enabled_chapters": ["1"], "lab_verify_ingress_ip": "{{ lab_ingress_ip }}",
+                  "lab_verify_http_port": port, "lab_verify_retries": 0,
+                  "lab_verify_report_dir": str(tmp_path / "artifacts"),
+                  "classroom_handout_dir": str(tmp_path / "handouts"), "classroom_status_dir": str(tmp_path / "status")}
+        built = run_playbook("playbooks/classroom.yml", inventory=inventory, env=env, extra_vars=values, timeout=1200)
+        assert built.rc == 0 and built.failed == 0, str(built)
+        for student, target in targets.items():
+            assert met(proxies[student]), student
+            for namespace, name in PLATFORM:
+                deployment = target.get("apps/v1", "Deployment", name, namespace)
+                assert deployment["status"].get("availableReplicas") == 1, (student, name)
+            assert len(target.list("metallb.io/v1beta1", "IPAddressPool", "metallb-system")) == 1, student
+            assert {o["metadata"]["name"] for o in target.list("networking.istio.io/v1", "VirtualService")} == \
+                {"tomcat-virtualservice"}, student
+            report = json.loads((tmp_path / "artifacts" / student / "verify.json").read_text())
+            assert report["ok"] is True, student
+            assert (tmp_path / "handouts" / student / "grafana-credentials.txt").exists(), student
+    finally:
+        for server in [*envoys, *proxies.values(), *doubles.values()]:
+            server.stop()
