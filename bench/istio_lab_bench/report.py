@@ -290,17 +290,18 @@ def _site_label(result: dict) -> str:
 
 
 def site_table(site: list[dict]) -> str:
-    """Wall and controller CPU seconds, requests and peak memory of each site run."""
-    header = ["labs", "run", "wall s", "CPU s", "CPU s/lab", "requests", "writes", "peak MiB"]
+    """Wall and controller CPU seconds, module processes, requests and peak memory of each site run."""
+    header = ["labs", "run", "wall s", "CPU s", "CPU s/lab", "modules", "requests", "writes", "peak MiB"]
     rows = [header]
     for result in site:
         if result.get("error"):
-            rows.append([_site_label(result), "error: " + result["error"][:70], "", "", "", "", "", ""])
+            rows.append([_site_label(result), "error: " + result["error"][:70], "", "", "", "", "", "", ""])
             continue
         for phase, data in result["phases"].items():
             failed = f" (rc {data['returncode']})" if data.get("returncode") else ""
             rows.append([_site_label(result), ("first build" if phase == "first" else "no-op re-run") + failed,
                          f"{data['wall_s']:.1f}", f"{data['cpu_s']:.1f}", f"{data['cpu_s'] / result['labs']:.1f}",
+                         str(data["module_processes"]) if "module_processes" in data else "-",
                          _fmt_requests(data["requests"]),
                          str(data["requests"]["writes"] + data["requests"]["dry_run_writes"]),
                          f"{_peak_mib(data):.0f}"])

@@ -6,8 +6,10 @@ its simulated controllers), twice: the first build and the no-op re-run.
 Figures per run: wall time, the controller's CPU seconds (user + system of the
 whole ansible-playbook process tree: Ansible's workers and every module
 process, reaped by their parents; the doubles' and the Envoy stand-ins' CPU
-are not in it), and the requests every lab's API received (writes above all:
-a no-op re-run must send none).
+are not in it), the module processes it started (each lab's Python interpreter
+is a logging wrapper: one line per module run, naming the module), and the
+requests every lab's API received (writes above all: a no-op re-run must send
+none).
 
 Boundaries, as in tests/api/test_site.py: istioctl is its test double
 (tests/bin/istioctl), pods "run" because the doubles' controllers say so, and
@@ -64,8 +66,33 @@ def _environment(workdir: Path, repo: Path = REPO) -> dict:
 
 def _write_vars(workdir: Path, values: dict) -> Path:
     path = workdir / "extra-vars.yml"
-    path.write_text(yaml.safe_dump(values))
+    path.write_text(yaml.safe_dump({**values, "ansible_python_interpreter": str(_module_log_interpreter(workdir))}))
     return path
+
+
+MODULE_LOG = "modules.log"
+
+
+def _module_log_interpreter(workdir: Path) -> Path:
+    """The Python every module runs with in the scenario: the venv's, behind a wrapper that appends one line per
+    module process to workdir/modules.log (Ansible runs `<interpreter> .../AnsiballZ_<module>.py`)."""
+    wrapper = workdir / "module-python"
+    if not wrapper.exists():
+        wrapper.write_text(f"#!/bin/sh\nprintf '%s\\n' \"${{1:-stdin}}\" >> '{workdir / MODULE_LOG}'\n"
+                           f"exec '{REPO / '.venv' / 'bin' / 'python'}' \"$@\"\n")
+        wrapper.chmod(0o755)
+    return wrapper
+
+
+def module_processes(log: Path) -> dict[str, int]:
+    """{module name: processes} from the wrapper's log (AnsiballZ_<name>.py; `stdin` when pipelined)."""
+    counts: dict[str, int] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            name = Path(line.strip()).name
+            name = name.removeprefix("AnsiballZ_").removesuffix(".py") or "stdin"
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _playbook(playbook: str, workdir: Path, values: dict, inventory: Path | None = None) -> list[str]:
@@ -74,7 +101,7 @@ def _playbook(playbook: str, workdir: Path, values: dict, inventory: Path | None
     return argv + (["-i", str(inventory)] if inventory else [])
 
 
-def _phase(measured, records_by_lab: dict[str, list[dict]]) -> dict:
+def _phase(measured, records_by_lab: dict[str, list[dict]], modules: dict[str, int] | None = None) -> dict:
     requests = {lab: summarize_requests(records) for lab, records in records_by_lab.items()}
     total = {key: sum(r[key] for r in requests.values())
              for key in ("total", "reads", "writes", "dry_run_writes", "lists", "object_gets", "discovery")}
@@ -84,6 +111,8 @@ def _phase(measured, records_by_lab: dict[str, list[dict]]) -> dict:
         "peak_rss_mib": measured.peak_rss_mib,
         "requests": total,
         "writes_by_lab": {lab: r["writes"] + r["dry_run_writes"] for lab, r in requests.items()},
+        "module_processes": sum((modules or {}).values()),
+        "modules": modules or {},
         "write_paths": sorted({f"{rec.get('method')} {rec.get('path', '').split('?')[0]}"
                                for records in records_by_lab.values() for rec in records
                                if rec.get("method", "GET").upper() in ("POST", "PUT", "PATCH", "DELETE")})[:40],
@@ -93,14 +122,18 @@ def _phase(measured, records_by_lab: dict[str, list[dict]]) -> dict:
 
 
 def _run_phases(argv: list[str], env: dict, targets: dict[str, DoubleTarget], label: str,
-                repo: Path = REPO) -> dict:
+                repo: Path = REPO, workdir: Path | None = None) -> dict:
     phases = {}
+    log = (workdir or Path(env["TMPDIR"]).parent) / MODULE_LOG
     for phase in PHASES:
         for target in targets.values():
             target.reset()
+        log.unlink(missing_ok=True)
         measured = run_measured(argv, env, cwd=repo, timeout_s=RUN_TIMEOUT_S)
-        phases[phase] = _phase(measured, {lab: target.records() for lab, target in targets.items()})
+        phases[phase] = _phase(measured, {lab: target.records() for lab, target in targets.items()},
+                               module_processes(log))
         print(f"  site {label} {phase}: {measured.wall_s:.1f}s wall, {measured.cpu_s:.1f} CPU-s, "
+              f"{phases[phase]['module_processes']} module processes, "
               f"{phases[phase]['requests']['writes']} writes (rc {measured.returncode})", file=sys.stderr)
         if measured.returncode != 0:
             phases[phase]["output_tail"] = (measured.stdout[-3000:] + measured.stderr[-2000:])
