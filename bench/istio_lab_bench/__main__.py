@@ -182,7 +182,9 @@ def _run_pass(method, run_pass, workdir: Path, target, scope: str, n: int, args:
     ones their requests, each over its own namespaces (a second pass over the same objects would be a no-op)."""
     workdir.mkdir()
     objects = workload.generate(n, scope + run_pass.scope_suffix, args.namespaces)
-    changed_objects, _changed_keys = workload.with_changes(objects, args.change_fraction)
+    changed_objects, changed_keys = workload.with_changes(objects, args.change_fraction)
+    if run_pass.counts is not None:  # the requests judged against the changed objects are this pass's
+        result["changed_keys"] = sorted(list(key) for key in changed_keys)
     namespaces = {obj.namespace for obj in objects}
     created.update(namespaces)
     target.api.create_namespaces(namespaces)
