@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from tests.api.test_double import call
-from tests.helpers import REPO
 from tests.conftest import real_cluster_target
+from tests.helpers import REPO
 from tests.kube_double import KubeDouble
 from tests.kube_double.proxy import CountingProxy
 from tests.kube_double.store import WriteContext
