@@ -99,7 +99,7 @@ requirements:
   - kubernetes (Python client)
 notes:
   - Supports check mode (it only reads and sends GETs).
-  - The role M(istio_lab.lab.lab_verify) calls it, writes the report and fails the play when a probe failed.
+  - The role C(istio_lab.lab.lab_verify) calls it, writes the report and fails the play when a probe failed.
 seealso:
   - module: istio_lab.lab.istio_route_info
   - module: istio_lab.lab.lab_http_probe
