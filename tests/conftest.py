@@ -16,8 +16,12 @@ repository root), and the repository itself so `tests.kube_double` imports.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -195,24 +199,31 @@ class KubeTarget:
             self._client.resources.invalidate_cache()
 
 
-def _make_double_target(tmp_path: Path, crd_files, **options):
+def _make_double_target(workdir: Path, crd_files, **options):
     double = KubeDouble(crds=crd_files, **options).start()
-    kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig", context="double")
-    return double, KubeTarget(kubeconfig, "double", double, double, tmp_path)
+    kubeconfig = double.write_kubeconfig(workdir / "kubeconfig", context="double")
+    return double, KubeTarget(kubeconfig, "double", double, double, workdir)
 
 
 @pytest.fixture
-def kube(tmp_path, request):
+def kube_workdir(tmp_path_factory) -> Path:
+    """Where the kube fixtures keep their files (kubeconfig, discovery cache, TMPDIR): a folder of
+    their own, never the test's tmp_path, so that nothing a test writes there can clobber them."""
+    return tmp_path_factory.mktemp("kube-fixture")
+
+
+@pytest.fixture
+def kube(kube_workdir, request):
     """A Kubernetes API for this test: a fresh double with the Istio CRDs, or the
     real cluster of $ISTIO_LAB_TEST_KUBECONFIG behind a counting proxy."""
     real = os.environ.get("ISTIO_LAB_TEST_KUBECONFIG")
     if real:
-        yield from _real_cluster(tmp_path, real, request)
+        yield from _real_cluster(kube_workdir, real, request)
         return
     crds = _istio_crds()
     if not crds.is_file():
         pytest.skip(f"Istio CRDs not found at {crds} (set ISTIO_LAB_SHARED)")
-    double, target = _make_double_target(tmp_path, [crds])
+    double, target = _make_double_target(kube_workdir, [crds])
     try:
         yield target
     finally:
@@ -220,11 +231,11 @@ def kube(tmp_path, request):
 
 
 @pytest.fixture
-def kube_no_crds(tmp_path):
+def kube_no_crds(kube_workdir):
     """A fresh double without any CRD (for "CRD missing" behaviour)."""
     if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
         pytest.skip("needs a cluster without the Istio CRDs: only the double can provide one")
-    double, target = _make_double_target(tmp_path, [])
+    double, target = _make_double_target(kube_workdir, [])
     try:
         yield target
     finally:
@@ -272,15 +283,15 @@ def _names(target: KubeTarget, api_version: str, kind: str) -> set[str]:
     return {o["metadata"]["name"] for o in target.list(api_version, kind)}
 
 
-def real_cluster_target(tmp_path: Path, real_kubeconfig: str, context: str | None = None,
+def real_cluster_target(workdir: Path, real_kubeconfig: str, context: str | None = None,
                         leaves_cluster_objects: bool = False):
     """The `kube` fixture's real-cluster mode as a generator (tests drive it against a double
     posing as a remote cluster): a counting proxy in front of the cluster; afterwards every
     namespace the test created is deleted and waited for until it is gone, and the cluster-scoped
     objects it created (CLUSTER_SCOPED_KINDS) are deleted unless it leaves them."""
     proxy = CountingProxy(real_kubeconfig, context).start()
-    kubeconfig = proxy.write_kubeconfig(tmp_path / "kubeconfig", context="proxy")
-    target = KubeTarget(kubeconfig, "proxy", proxy, None, tmp_path)
+    kubeconfig = proxy.write_kubeconfig(workdir / "kubeconfig", context="proxy")
+    target = KubeTarget(kubeconfig, "proxy", proxy, None, workdir)
     before = _names(target, "v1", "Namespace")
     cluster_before = {kind: _names(target, *kind) for kind in CLUSTER_SCOPED_KINDS}
     try:
@@ -307,7 +318,39 @@ def real_cluster_target(tmp_path: Path, real_kubeconfig: str, context: str | Non
             proxy.stop()
 
 
-def _real_cluster(tmp_path: Path, real_kubeconfig: str, request=None):
+def _cluster_key(kubeconfig: str, context: str | None) -> str:
+    """The API server a kubeconfig's context points at (its path and context when unreadable)."""
+    import yaml
+
+    try:
+        with open(kubeconfig, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+        name = context or config.get("current-context")
+        cluster = next(c["context"]["cluster"] for c in config.get("contexts") or [] if c.get("name") == name)
+        return next(c["cluster"]["server"] for c in config.get("clusters") or [] if c.get("name") == cluster)
+    except (OSError, StopIteration, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return f"{os.path.realpath(kubeconfig)}#{context or ''}"
+
+
+@contextlib.contextmanager
+def cluster_turn(kubeconfig: str, context: str | None = None):
+    """Hold one real cluster for one test: an exclusive lock per API server, shared by every pytest
+    worker and run on this machine. The lab's names are the course's (namespace microservice, Gateway
+    ingressgateway80, students lab-alice): two tests at once on one cluster would collide on them, and
+    the fixture's cleanup would remove the other test's namespaces. Tests that need no cluster (unit,
+    lint, the double's own) still run on the other worker meanwhile."""
+    key = hashlib.sha256(_cluster_key(kubeconfig, context).encode()).hexdigest()[:16]
+    path = Path(os.environ.get("ISTIO_LAB_TEST_LOCK_DIR") or tempfile.gettempdir()) / f"istio-lab-cluster-{key}.lock"
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, and by the kernel if the worker dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _real_cluster(workdir: Path, real_kubeconfig: str, request=None):
     marker = request.node.get_closest_marker("leaves_cluster_objects") if request is not None else None
-    yield from real_cluster_target(tmp_path, real_kubeconfig, os.environ.get("ISTIO_LAB_TEST_CONTEXT") or None,
-                                   leaves_cluster_objects=marker is not None)
+    context = os.environ.get("ISTIO_LAB_TEST_CONTEXT") or None
+    with cluster_turn(real_kubeconfig, context):
+        yield from real_cluster_target(workdir, real_kubeconfig, context, leaves_cluster_objects=marker is not None)

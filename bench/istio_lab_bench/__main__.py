@@ -30,10 +30,6 @@ DEFAULT_LABS = (1, 30)
 QUICK_LABS = (1, 3)
 # "Today" in issue 11's targets: main before one apply engine served every stage.
 SITE_BASELINE_REF = "e6ada6d"
-# The write cost of a real kube-apiserver, from issue 11's v1.36.2 figures: `kubectl apply --server-side` of
-# 360 objects took 3.66 s there and takes about 0.41 s against this double; kubectl sends one PATCH at a time,
-# so each write cost the real server (3.66 - 0.41) / 360 = 9 ms more. Two at once: its 2 cores.
-MODELLED_WRITE_COST_MS = 9.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,12 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--site-baseline", default=SITE_BASELINE_REF, metavar="REF",
                         help=f"site scenario: also measure one lab at this git commit (default {SITE_BASELINE_REF}, "
                              "main before issue 11; 'none' to skip)")
-    parser.add_argument("--write-cost-ms", type=float, default=0.0, metavar="MS",
-                        help="routes scenario: the double models a real server, every write taking MS milliseconds "
-                             f"(default 0: none; {MODELLED_WRITE_COST_MS:g} is calibrated from the issue's v1.36.2 "
-                             "figures, see docs/bench.md)")
-    parser.add_argument("--server-slots", type=int, default=2, metavar="N",
-                        help="with --write-cost-ms, writes the modelled server serves at once (default 2: 2 cores)")
+    parser.add_argument("--site-vars", type=Path, metavar="YAML",
+                        help="site scenario on a real cluster: the extra vars site.yml needs there (address pool, "
+                             "ingress IP, sources), as for ansible-playbook -e @YAML")
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--report", type=Path, metavar="JSON", help="only print the table of an earlier run's JSON")
     args = parser.parse_args(argv)
@@ -128,14 +121,7 @@ def make_target(workdir: Path, args: argparse.Namespace):
         from .cluster import ClusterTarget
 
         return ClusterTarget(workdir, Path(os.environ["ISTIO_LAB_TEST_KUBECONFIG"]))
-    return DoubleTarget(workdir, args.write_cost_ms, args.server_slots)
-
-
-def server_model(args: argparse.Namespace) -> dict | None:
-    """The modelled server cost of the routes scenario's doubles, or None (the double as fast as it is)."""
-    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG") or not args.write_cost_ms:
-        return None
-    return {"write_cost_ms": args.write_cost_ms, "server_slots": args.server_slots}
+    return DoubleTarget(workdir)
 
 
 def serves_openapi(api) -> bool:
@@ -156,7 +142,7 @@ def run_one(method_key: str, n: int, args: argparse.Namespace, on_phase=lambda r
     # On a real cluster, namespaces of an earlier run may still be terminating: make this run's names unique.
     scope = f"bench-m{method_key}-n{n}" + (f"-{args.run_id}" if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG") else "")
     objects = workload.generate(n, scope, args.namespaces)
-    changed_objects, changed_keys = workload.with_changes(objects, args.change_fraction)
+    _changed_objects, changed_keys = workload.with_changes(objects, args.change_fraction)
     namespaces = {obj.namespace for obj in objects}
     result = {
         "method": method_key,
@@ -175,43 +161,63 @@ def run_one(method_key: str, n: int, args: argparse.Namespace, on_phase=lambda r
     with tempfile.TemporaryDirectory(prefix=f"istio-lab-{scope}-") as tmp:
         workdir = Path(tmp)
         target = make_target(workdir, args)
+        created: set[str] = set()
         try:
-            target.api.create_namespaces(namespaces)
+            result["requests_source"] = target.requests_source
             validate = serves_openapi(target.api)
             if method.is_kubectl:
                 result["kubectl_validate"] = validate
-            for phase, objs in (("first", objects), ("noop", objects), ("changed", changed_objects)):
-                render(objs, workdir, target.kubeconfig)
-                target.reset()
-                load = os.getloadavg()[0]
-                argv, env = command(method, workdir, target.kubeconfig, kubectl_validate=validate)
-                measured = run_measured(argv, env)
-                records = target.records()
-                print(
-                    f"  method {method_key} N={n} {phase}: {measured.wall_s:.2f}s, {len(records)} requests",
-                    file=sys.stderr,
-                )
-                if measured.returncode != 0:
-                    result["error"] = f"{phase} run failed (rc {measured.returncode})"
-                    result["output_tail"] = (measured.stdout + measured.stderr)[-4000:]
+            for run_pass in target.passes():
+                error = _run_pass(method, run_pass, workdir / run_pass.name, target, scope, n, args, validate,
+                                  result, created, on_phase)
+                if error:
+                    result.update(error)
                     return result
-                problems = mismatches(target.api, scope, objs)
-                if problems:
-                    result["error"] = f"{phase} run did not converge: {len(problems)} problems, e.g. {problems[:3]}"
-                    return result
-                result["phases"][phase] = {
-                    "wall_s": measured.wall_s,
-                    "peak_rss_mib": measured.peak_rss_mib,
-                    "max_rss_mib": measured.max_rss_mib,
-                    "requests": report.summarize_requests(records),
-                    "reported": outcome(method, measured.stdout),
-                    "loadavg_1min_before": load,
-                }
-                on_phase(result)
         finally:
-            target.cleanup(namespaces)
+            target.cleanup(created)
             target.close()
     return result
+
+
+def _run_pass(method, run_pass, workdir: Path, target, scope: str, n: int, args: argparse.Namespace,
+              validate: bool, result: dict, created: set[str], on_phase) -> dict | None:
+    """The method's three runs (first, no-op, changed) in one pass: timed ones keep their wall seconds, counting
+    ones their requests, each over its own namespaces (a second pass over the same objects would be a no-op)."""
+    workdir.mkdir()
+    objects = workload.generate(n, scope + run_pass.scope_suffix, args.namespaces)
+    changed_objects, changed_keys = workload.with_changes(objects, args.change_fraction)
+    if run_pass.counts is not None:  # the requests judged against the changed objects are this pass's
+        result["changed_keys"] = sorted(list(key) for key in changed_keys)
+    namespaces = {obj.namespace for obj in objects}
+    created.update(namespaces)
+    target.api.create_namespaces(namespaces)
+    for phase, objs in (("first", objects), ("noop", objects), ("changed", changed_objects)):
+        render(objs, workdir, run_pass.kubeconfig)
+        if run_pass.counts is not None:
+            run_pass.counts.reset()
+        load = os.getloadavg()[0]
+        argv, env = command(method, workdir, run_pass.kubeconfig, kubectl_validate=validate)
+        measured = run_measured(argv, env)
+        records = run_pass.counts.records() if run_pass.counts is not None else None
+        print(f"  method {method.key} N={n} {phase} ({run_pass.name}): {measured.wall_s:.2f}s"
+              + (f", {len(records)} requests" if records is not None else ""), file=sys.stderr)
+        if measured.returncode != 0:
+            return {"error": f"{phase} run ({run_pass.name}) failed (rc {measured.returncode})",
+                    "output_tail": (measured.stdout + measured.stderr)[-4000:]}
+        problems = mismatches(target.api, scope + run_pass.scope_suffix, objs)
+        if problems:
+            return {"error": f"{phase} run ({run_pass.name}) did not converge: {len(problems)} problems, "
+                             f"e.g. {problems[:3]}"}
+        data = result["phases"].setdefault(phase, {})
+        if run_pass.timed:
+            data.update(wall_s=measured.wall_s, peak_rss_mib=measured.peak_rss_mib, max_rss_mib=measured.max_rss_mib,
+                        reported=outcome(method, measured.stdout), loadavg_1min_before=load)
+        else:
+            data["counting_pass_wall_s"] = measured.wall_s  # through the proxy: never a timing to quote
+        if records is not None:
+            data["requests"] = report.summarize_requests(records)
+        on_phase(result)
+    return None
 
 
 def measure_floor(n: int, args: argparse.Namespace) -> dict:
@@ -240,12 +246,17 @@ def print_report(document: dict, out: Path) -> None:
     if document["results"]:
         print("\nroutes: N Istio objects")
         print(report.table(document["results"]))
-        print("speedup (Nx) = method 2's wall time / this method's; requests: reads r / writes w (+ dry-run writes)")
+        print("speedup (Nx) = method 2's wall time / this method's, in this run (compare ratios, not seconds "
+              "measured on other machines or hours); requests: reads r / writes w (+ dry-run writes)")
+        sources = sorted({r["requests_source"] for r in document["results"] if r.get("requests_source")})
+        if sources:
+            print("requests " + "; ".join(sources))
         floors = report.format_floors(document.get("floors", {}))
         if floors:
             print(floors)
     if document.get("site"):
-        print("\nsite: site.yml (one lab) and classroom.yml (a class), each lab on its own API double")
+        print("\nsite: site.yml (one lab) and classroom.yml (a class), each lab on its own API double, or one lab on "
+              "the real cluster (timed directly; requests not counted there)")
         print(report.site_table(document["site"]))
         print("CPU s = user + system seconds of the whole ansible-playbook process tree (the doubles' apart)")
     print(report.format_targets(document["targets"]))
@@ -262,15 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     args.run_id = started.strftime("%H%M%S")
     clock = time.perf_counter()
     info = machine()
-    model = server_model(args)
-    info["api"] = (
-        "real cluster (ISTIO_LAB_TEST_KUBECONFIG)"
-        if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG")
-        else "API double on loopback"
-        + (f" (routes: every write costs {model['write_cost_ms']:g} ms, {model['server_slots']} at once)"
-           if model else "")
-    )
-    info["server_model"] = model
+    info["api"] = ("real cluster (ISTIO_LAB_TEST_KUBECONFIG): timed directly, requests counted in a separate "
+                   "untimed pass through the counting proxy" if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG")
+                   else "API double on loopback (requests counted in-process)")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     results: list[dict] = []
@@ -313,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
             save(complete=False)
     if "site" in args.scenarios:
         if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
-            print("site scenario: needs an API double per lab, skipped on a real cluster", file=sys.stderr)
+            # One lab only (a class needs a cluster per lab); no baseline tree (it would rebuild the same lab).
+            print("site scenario, 1 lab on the real cluster", file=sys.stderr)
+            site.append(site_scenario.real_cluster_lab(Path(os.environ["ISTIO_LAB_TEST_KUBECONFIG"]), args.site_vars))
+            save(complete=False)
         else:
             runs = ([("baseline", args.site_baseline)] if args.site_baseline else []) + [("labs", n) for n in args.labs]
             for what, value in runs:

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .objects import API_VERSION, BENCH_LABEL, KINDS, MANAGED_LABELS, IstioObject
 
@@ -105,6 +106,25 @@ def run_measured(
         )
 
 
+# --- the passes of a method -------------------------------------------------------
+
+TIMED = "timed"
+COUNTED = "counted"
+
+
+@dataclass
+class Pass:
+    """One pass of a method over its objects (first, no-op, changed): `timed` keeps its wall seconds, `counts`
+    (records() and reset(), or None) its requests. A real cluster has two passes (ClusterTarget.passes), the
+    double one that does both."""
+
+    name: str
+    kubeconfig: Path
+    timed: bool
+    counts: Any
+    scope_suffix: str = ""
+
+
 # --- the API ------------------------------------------------------------------
 
 
@@ -179,12 +199,12 @@ class DoubleTarget:
 
     kind = "double"
     command = (sys.executable, "-m", "tests.kube_double", "--istio-crds", "--tls", "--kubeconfig")
+    requests_source = "counted in-process by the API double, in the timed run (no proxy)"
 
-    def __init__(self, workdir: Path, write_cost_ms: float = 0.0, server_slots: int = 2):
+    def __init__(self, workdir: Path):
         self.kubeconfig = workdir / "kubeconfig.yaml"
-        model = ["--write-cost-ms", str(write_cost_ms), "--server-slots", str(server_slots)] if write_cost_ms else []
         self.proc = subprocess.Popen(
-            [*self.command, str(self.kubeconfig), *model], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [*self.command, str(self.kubeconfig)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )
         self.url = self._wait_for_url()
@@ -205,6 +225,10 @@ class DoubleTarget:
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
         threading.Thread(target=self.proc.stderr.read, daemon=True).start()
         return line
+
+    def passes(self) -> list[Pass]:
+        """One pass, timed and counted: the double logs requests in-process (its log calls are not logged)."""
+        return [Pass(TIMED, self.kubeconfig, timed=True, counts=self)]
 
     def records(self) -> list[dict]:
         log = self.api.raw("GET", "/_double/requests")

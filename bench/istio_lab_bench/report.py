@@ -95,7 +95,7 @@ def _phase(result: dict | None, phase: str) -> dict | None:
 
 def _wall(result: dict | None, phase: str) -> float | None:
     data = _phase(result, phase)
-    return data["wall_s"] if data else None
+    return data.get("wall_s") if data else None
 
 
 def add_ratios(results: list[dict]) -> None:
@@ -103,7 +103,7 @@ def add_ratios(results: list[dict]) -> None:
     for result in results:
         baseline = _result(results, BASELINE, result["n"])
         for phase, data in result.get("phases", {}).items():
-            data["speedup_vs_m2"] = speedup(_wall(baseline, phase), data["wall_s"])
+            data["speedup_vs_m2"] = speedup(_wall(baseline, phase), data.get("wall_s"))
 
 
 def _fmt_time(seconds: float | None, ratio: float | None) -> str:
@@ -137,7 +137,7 @@ def table(results: list[dict]) -> str:
         rows.append(
             [str(result["n"]), label + (" (interrupted)" if result.get("running") else "")]
             + [_fmt_time(phases[p]["wall_s"], phases[p].get("speedup_vs_m2")) if p in phases else "-" for p in PHASES]
-            + [_fmt_requests(phases[p]["requests"]) if p in phases else "-" for p in PHASES]
+            + [_fmt_requests(phases[p]["requests"]) if "requests" in phases.get(p, {}) else "-" for p in PHASES]
             + [f"{max(_peak_mib(phases[p]) for p in done):.0f}" if done else "-"]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -207,7 +207,7 @@ def evaluate_targets(results: list[dict], floors: dict | None = None) -> list[di
     detail, checks = [], []
     for n in sizes:
         result = _result(results, OURS, n)
-        if not _phase(result, "noop"):
+        if "requests" not in (_phase(result, "noop") or {}):  # a real cluster's counting pass not run yet
             continue
         req = result["phases"]["noop"]["requests"]
         scope_count = result["scopes"]
@@ -250,7 +250,7 @@ def evaluate_targets(results: list[dict], floors: dict | None = None) -> list[di
     detail, checks = [], []
     for n in sizes:
         result = _result(results, OURS, n)
-        if not _phase(result, "changed"):
+        if "requests" not in (_phase(result, "changed") or {}):
             continue
         written = result["phases"]["changed"]["requests"]["written"]
         expected = sorted(list(key) for key in result["changed_keys"])
@@ -285,25 +285,37 @@ CLASS_SIZE = 30
 
 def _site_label(result: dict) -> str:
     where = f" at {result['ref']}" if result.get("ref") else ""
+    where += " on the real cluster" if result.get("api") == "real cluster" else ""
     return (f"{result['labs']} lab{'s' if result['labs'] > 1 else ''}{where}"
             f" ({result.get('playbook', 'site.yml')})")
 
 
+SITE_RUN_LABELS = {"first": "first build", "noop": "no-op re-run",
+                   "floor": "floor: kubectl apply --server-side --dry-run=server"}
+
+
 def site_table(site: list[dict]) -> str:
-    """Wall and controller CPU seconds, requests and peak memory of each site run."""
-    header = ["labs", "run", "wall s", "CPU s", "CPU s/lab", "requests", "writes", "peak MiB"]
+    """Wall and controller CPU seconds, module processes, requests and peak memory of each site run (on a real
+    cluster requests are not counted, and the floor row is kubectl's)."""
+    header = ["labs", "run", "wall s", "CPU s", "CPU s/lab", "modules", "requests", "writes", "peak MiB"]
     rows = [header]
     for result in site:
         if result.get("error"):
-            rows.append([_site_label(result), "error: " + result["error"][:70], "", "", "", "", "", ""])
+            rows.append([_site_label(result), "error: " + result["error"][:70], "", "", "", "", "", "", ""])
             continue
         for phase, data in result["phases"].items():
+            if data.get("error"):
+                rows.append([_site_label(result), f"{SITE_RUN_LABELS.get(phase, phase)}: {data['error']}",
+                             "", "", "", "", "", "", ""])
+                continue
             failed = f" (rc {data['returncode']})" if data.get("returncode") else ""
-            rows.append([_site_label(result), ("first build" if phase == "first" else "no-op re-run") + failed,
+            counted = data.get("requests")
+            rows.append([_site_label(result), SITE_RUN_LABELS.get(phase, phase) + failed,
                          f"{data['wall_s']:.1f}", f"{data['cpu_s']:.1f}", f"{data['cpu_s'] / result['labs']:.1f}",
-                         _fmt_requests(data["requests"]),
-                         str(data["requests"]["writes"] + data["requests"]["dry_run_writes"]),
-                         f"{_peak_mib(data):.0f}"])
+                         str(data["module_processes"]) if "module_processes" in data else "-",
+                         _fmt_requests(counted) if counted else "-",
+                         str(counted["writes"] + counted["dry_run_writes"]) if counted else "-",
+                         f"{_peak_mib(data):.0f}" if "peak_rss_mib" in data else "-"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
@@ -312,7 +324,7 @@ def site_table(site: list[dict]) -> str:
 
 def _site_phase(site: list[dict], labs: int, phase: str, baseline: bool = False) -> dict | None:
     result = next((r for r in site if r.get("labs") == labs and bool(r.get("ref")) == baseline
-                   and not r.get("error")), None)
+                   and not r.get("error") and not r.get("api")), None)
     data = result["phases"].get(phase) if result else None
     return data if data and not data.get("returncode") else None
 

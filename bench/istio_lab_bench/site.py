@@ -6,8 +6,10 @@ its simulated controllers), twice: the first build and the no-op re-run.
 Figures per run: wall time, the controller's CPU seconds (user + system of the
 whole ansible-playbook process tree: Ansible's workers and every module
 process, reaped by their parents; the doubles' and the Envoy stand-ins' CPU
-are not in it), and the requests every lab's API received (writes above all:
-a no-op re-run must send none).
+are not in it), the module processes it started (each lab's Python interpreter
+is a logging wrapper: one line per module run, naming the module), and the
+requests every lab's API received (writes above all: a no-op re-run must send
+none).
 
 Boundaries, as in tests/api/test_site.py: istioctl is its test double
 (tests/bin/istioctl), pods "run" because the doubles' controllers say so, and
@@ -64,8 +66,33 @@ def _environment(workdir: Path, repo: Path = REPO) -> dict:
 
 def _write_vars(workdir: Path, values: dict) -> Path:
     path = workdir / "extra-vars.yml"
-    path.write_text(yaml.safe_dump(values))
+    path.write_text(yaml.safe_dump({**values, "ansible_python_interpreter": str(_module_log_interpreter(workdir))}))
     return path
+
+
+MODULE_LOG = "modules.log"
+
+
+def _module_log_interpreter(workdir: Path) -> Path:
+    """The Python every module runs with in the scenario: the venv's, behind a wrapper that appends one line per
+    module process to workdir/modules.log (Ansible runs `<interpreter> .../AnsiballZ_<module>.py`)."""
+    wrapper = workdir / "module-python"
+    if not wrapper.exists():
+        wrapper.write_text(f"#!/bin/sh\nprintf '%s\\n' \"${{1:-stdin}}\" >> '{workdir / MODULE_LOG}'\n"
+                           f"exec '{REPO / '.venv' / 'bin' / 'python'}' \"$@\"\n")
+        wrapper.chmod(0o755)
+    return wrapper
+
+
+def module_processes(log: Path) -> dict[str, int]:
+    """{module name: processes} from the wrapper's log (AnsiballZ_<name>.py; `stdin` when pipelined)."""
+    counts: dict[str, int] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            name = Path(line.strip()).name
+            name = name.removeprefix("AnsiballZ_").removesuffix(".py") or "stdin"
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _playbook(playbook: str, workdir: Path, values: dict, inventory: Path | None = None) -> list[str]:
@@ -74,7 +101,7 @@ def _playbook(playbook: str, workdir: Path, values: dict, inventory: Path | None
     return argv + (["-i", str(inventory)] if inventory else [])
 
 
-def _phase(measured, records_by_lab: dict[str, list[dict]]) -> dict:
+def _phase(measured, records_by_lab: dict[str, list[dict]], modules: dict[str, int] | None = None) -> dict:
     requests = {lab: summarize_requests(records) for lab, records in records_by_lab.items()}
     total = {key: sum(r[key] for r in requests.values())
              for key in ("total", "reads", "writes", "dry_run_writes", "lists", "object_gets", "discovery")}
@@ -84,6 +111,8 @@ def _phase(measured, records_by_lab: dict[str, list[dict]]) -> dict:
         "peak_rss_mib": measured.peak_rss_mib,
         "requests": total,
         "writes_by_lab": {lab: r["writes"] + r["dry_run_writes"] for lab, r in requests.items()},
+        "module_processes": sum((modules or {}).values()),
+        "modules": modules or {},
         "write_paths": sorted({f"{rec.get('method')} {rec.get('path', '').split('?')[0]}"
                                for records in records_by_lab.values() for rec in records
                                if rec.get("method", "GET").upper() in ("POST", "PUT", "PATCH", "DELETE")})[:40],
@@ -93,15 +122,22 @@ def _phase(measured, records_by_lab: dict[str, list[dict]]) -> dict:
 
 
 def _run_phases(argv: list[str], env: dict, targets: dict[str, DoubleTarget], label: str,
-                repo: Path = REPO) -> dict:
+                repo: Path = REPO, workdir: Path | None = None) -> dict:
     phases = {}
+    log = (workdir or Path(env["TMPDIR"]).parent) / MODULE_LOG
     for phase in PHASES:
         for target in targets.values():
             target.reset()
+        log.unlink(missing_ok=True)
         measured = run_measured(argv, env, cwd=repo, timeout_s=RUN_TIMEOUT_S)
-        phases[phase] = _phase(measured, {lab: target.records() for lab, target in targets.items()})
+        phases[phase] = _phase(measured, {lab: target.records() for lab, target in targets.items()},
+                               module_processes(log))
+        if not targets:  # a real cluster: timed directly, nothing counted the requests
+            phases[phase]["requests"] = None
+        writes = f"{phases[phase]['requests']['writes']} writes" if phases[phase]["requests"] else "uncounted"
         print(f"  site {label} {phase}: {measured.wall_s:.1f}s wall, {measured.cpu_s:.1f} CPU-s, "
-              f"{phases[phase]['requests']['writes']} writes (rc {measured.returncode})", file=sys.stderr)
+              f"{phases[phase]['module_processes']} module processes, {writes} (rc {measured.returncode})",
+              file=sys.stderr)
         if measured.returncode != 0:
             phases[phase]["output_tail"] = (measured.stdout[-3000:] + measured.stderr[-2000:])
             break
@@ -126,6 +162,56 @@ def one_lab(repo: Path = REPO, label: str = "1 lab") -> dict:
         finally:
             target.close()
     return {"scenario": "site", "labs": 1, "playbook": "site.yml", "phases": phases}
+
+
+def _platform_manifests(values: dict) -> list[Path]:
+    """The upstream manifests site.yml's platform stages apply (MetalLB's, the addons'), as local files: the
+    instructor's sources when they are paths, else ../shared/upstream's copies of the same releases."""
+    upstream = _shared_dir() / "upstream"
+    metallb = values.get("metallb_manifest_src") or ""
+    addons = values.get("istio_addons_src") or ""
+    metallb = Path(metallb) if metallb and "://" not in metallb else upstream / "metallb-0.16.1" / "metallb-native.yaml"
+    addons = Path(addons) if addons and "://" not in addons else upstream / "istio-1.30.3" / "addons"
+    return [metallb, *sorted(addons.glob("*.yaml"))]
+
+
+def floor(kubeconfig: Path, manifests: list[Path], workdir: Path) -> dict:
+    """`kubectl apply --server-side --dry-run=server` of the platform manifests, once the lab is built: what the
+    API server spends on the same objects with nothing but kubectl in front (the server validates, admits and
+    applies each, and stores nothing: a real apply would take the fields over from istio-lab's field manager on
+    the instructor's cluster)."""
+    from .methods import kubectl_path
+
+    kubectl = kubectl_path()
+    if not kubectl:
+        return {"error": "kubectl not installed"}
+    argv = [kubectl, "--kubeconfig", str(kubeconfig), "--cache-dir", str(workdir / "kube-cache"), "apply",
+            "--server-side", "--force-conflicts", "--dry-run=server", *(a for m in manifests for a in ("-f", str(m)))]
+    measured = run_measured(argv, dict(os.environ), timeout_s=RUN_TIMEOUT_S)
+    print(f"  site floor (kubectl apply --server-side --dry-run=server, {len(manifests)} files): "
+          f"{measured.wall_s:.1f}s wall, {measured.cpu_s:.1f} CPU-s (rc {measured.returncode})", file=sys.stderr)
+    result = {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s, "returncode": measured.returncode,
+              "files": [str(m) for m in manifests]}
+    if measured.returncode:
+        result["output_tail"] = (measured.stdout + measured.stderr)[-2000:]
+    return result
+
+
+def real_cluster_lab(kubeconfig: Path, vars_file: Path | None) -> dict:
+    """site.yml for one lab on the cluster of ISTIO_LAB_TEST_KUBECONFIG, nothing between Ansible and the API
+    server: the first build and the no-op re-run (wall, controller CPU, module processes; requests are not
+    counted: a counting pass would meet the first pass's objects, the lab's names being fixed), then the floor.
+    `vars_file`: the instructor's extra vars for this cluster (address pool, ingress IP, sources; YAML)."""
+    values = yaml.safe_load(vars_file.read_text()) if vars_file else {}
+    with tempfile.TemporaryDirectory(prefix="istio-lab-site-real-") as tmp:
+        workdir = Path(tmp)
+        values = {"lab_verify_report_dir": str(workdir / "artifacts"), **(values or {}),
+                  "lab_kubeconfig": str(kubeconfig)}
+        env = _environment(workdir)
+        phases = _run_phases(_playbook("site.yml", workdir, values), env, {}, "1 lab on the cluster")
+        if all(p.get("returncode") == 0 for p in phases.values()) and len(phases) == len(PHASES):
+            phases["floor"] = floor(kubeconfig, _platform_manifests(values), workdir)
+    return {"scenario": "site", "labs": 1, "playbook": "site.yml", "api": "real cluster", "phases": phases}
 
 
 def classroom(labs: int) -> dict:

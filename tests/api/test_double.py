@@ -689,7 +689,8 @@ def test_watch_streams_changes(double):
 
 def test_fixture_and_dynamic_client(kube, shared_dir):
     """The kube fixture's helpers: the python DynamicClient against the double."""
-    assert kube.is_double and kube.env["K8S_AUTH_KUBECONFIG"] == kube.kubeconfig
+    kube.require_double("the simulated Deployment controller makes prometheus available at once")
+    assert kube.env["K8S_AUTH_KUBECONFIG"] == kube.kubeconfig
     kube.ensure_namespace("istio-system")
     mark = kube.mark()
     applied = kube.apply_file(shared_dir / "upstream" / "istio-1.30.3" / "addons" / "prometheus.yaml")

@@ -276,7 +276,7 @@ def test_crd_missing(kube_no_crds):
 
 
 def test_api_unreachable(kube, tmp_path):
-    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig = tmp_path / "closed.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "closed",
         "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],  # nothing listens on port 9

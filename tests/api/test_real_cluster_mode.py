@@ -9,12 +9,18 @@ counting proxy, and the fixture's code (`real_cluster_target`) runs against it.
   created unless it leaves them.
 - The proxy forwards a client's own Authorization header (a student's
   ServiceAccount token) instead of the kubeconfig's credentials.
+- Two pytest workers share one cluster: the fixture gives each test the cluster
+  to itself in turn (issue 23: the two workers of `scripts/test` collided on
+  the course's names, 409 AlreadyExists for Gateway ingressgateway80).
 
 These tests build their own double (they never use ISTIO_LAB_TEST_KUBECONFIG)."""
 
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -22,6 +28,7 @@ import yaml
 
 from tests.api.test_double import call
 from tests.conftest import real_cluster_target
+from tests.helpers import REPO
 from tests.kube_double import KubeDouble
 from tests.kube_double.proxy import CountingProxy
 from tests.kube_double.store import WriteContext
@@ -149,3 +156,37 @@ def test_a_students_service_account_token_passes_through_the_fixtures_proxy(remo
     finally:
         fixture.close()
     assert double.store.find("", "namespaces", None, "lab-alice") is None
+
+
+# Tests that create the same course objects (the `lab` fixture creates Gateway microservice/
+# ingressgateway80 with the fixture's client) or run modules against the cluster, and one that
+# must skip on a real cluster.
+SHARED_NAME_TESTS = [
+    "tests/api/test_istio_modules.py::test_definitions_report_each_object",
+    "tests/api/test_istio_modules.py::test_a_list_is_validated_whole_before_the_first_write",
+    "tests/api/test_istio_modules.py::test_validate_warn_relaxes_cross_object_rules_never_the_schema",
+    "tests/api/test_istio_modules.py::test_api_unreachable",
+    "tests/api/test_double.py::test_fixture_and_dynamic_client",
+]
+
+
+def test_two_workers_take_turns_on_one_cluster(remote, tmp_path, shared_dir):
+    """`scripts/test`'s two workers against one remote cluster (a TLS double, as the real-cluster
+    fixture sees it: ISTIO_LAB_TEST_KUBECONFIG): the tests that create the same names pass, and
+    the one that needs the in-process double skips instead of failing."""
+    double, kubeconfig = remote
+    double.install_crds(shared_dir / "crds" / "istio-1.30.3-crds.yaml")  # as docs/testing.md has you do
+    env = {**os.environ, "ISTIO_LAB_TEST_KUBECONFIG": str(kubeconfig), "ISTIO_LAB_TEST_LOCK_DIR": str(tmp_path),
+           "ISTIO_LAB_TEST_NAMESPACE_TIMEOUT": "60"}
+    env.pop("ISTIO_LAB_TEST_CONTEXT", None)
+    env.pop("PYTEST_XDIST_WORKER", None)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "load", "-p", "no:cacheprovider",
+                             "-q", "-rs", "--basetemp", str(tmp_path / "basetemp"), *SHARED_NAME_TESTS],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "4 passed, 1 skipped" in summary, result.stdout[-4000:]
+    assert "needs the in-process API double" in result.stdout
+    # Each test's namespaces were gone before the next began: nothing is left behind.
+    assert {key[1] for key in double.store.objects[("", "namespaces")]} == {
+        "default", "kube-system", "kube-public", "kube-node-lease"}

@@ -10,7 +10,7 @@ from bench.istio_lab_bench import report  # noqa: E402
 
 
 def phase(wall, cpu, writes=0, returncode=0):
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": 100.0, "returncode": returncode,
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": 100.0, "returncode": returncode, "module_processes": 12,
             "requests": {"total": 10 + writes, "reads": 10, "writes": writes, "dry_run_writes": 0, "lists": 5,
                          "object_gets": 0, "discovery": 5}}
 
@@ -55,4 +55,19 @@ def test_site_table_has_a_row_per_run_with_cpu_per_lab():
     assert len(lines) == 2 + 6
     assert "1 lab at e6ada6d (site.yml)" in text
     row = next(line for line in lines if line.startswith("30 labs") and "no-op" in line)
-    assert row.split()[-5:] == ["250.0", "8.3", "10r/0w", "0", "100"]
+    assert row.split()[-6:] == ["250.0", "8.3", "12", "10r/0w", "0", "100"]
+
+
+def test_module_processes_are_counted_by_name_from_the_wrapper_log(tmp_path):
+    from bench.istio_lab_bench import site as scenario
+
+    wrapper = scenario._module_log_interpreter(tmp_path)
+    import subprocess
+
+    for module in ("lab_verify", "lab_manifests", "lab_manifests"):
+        subprocess.run([str(wrapper), "-c", "pass", f"/tmp/ansible-tmp-1/AnsiballZ_{module}.py"], check=True)
+    # the wrapper passes the arguments on: `-c pass` ran, and its first argument was logged
+    assert scenario.module_processes(tmp_path / scenario.MODULE_LOG) == {"-c": 3}
+    (tmp_path / scenario.MODULE_LOG).write_text("/tmp/a/AnsiballZ_lab_verify.py\n/tmp/b/AnsiballZ_lab_manifests.py\n"
+                                                "/tmp/c/AnsiballZ_lab_manifests.py\n")
+    assert scenario.module_processes(tmp_path / scenario.MODULE_LOG) == {"lab_manifests": 2, "lab_verify": 1}
