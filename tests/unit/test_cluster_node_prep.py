@@ -13,12 +13,14 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from ansible.plugins.filter.core import to_bool
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "node_prep"
 
 
 def render(template, **variables):
     environment = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    environment.filters["bool"] = to_bool  # Ansible's, as the template module has it
     source = (ROLE / "templates" / template).read_text()
     return environment.from_string(source).render(ansible_managed="Ansible managed", **variables)
 
