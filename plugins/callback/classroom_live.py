@@ -12,7 +12,7 @@ description:
     running playbook sets the play variable C(classroom_live_page=true) (C(classroom.yml), C(classroom-status.yml),
     C(reset-chapter.yml) and C(reset-cluster.yml) do); any other playbook writes nothing. In check mode it writes
     nothing.
-  - From then on it writes C(live.json) (the state: one entry per lab of the group C(labs), with the stage it is in,
+  - From then on it writes C(live.json) (the state, one entry per lab of the group C(labs), with the stage it is in,
     each stage's result, the failure's one-line reason and the elapsed time, and the class totals), C(live.js) (the
     same data for a page opened as a file) and C(status.html) (the page, which reads them and refreshes itself) in
     the status folder, at most once a second and at the end of the run. Every file is written to a temporary file
