@@ -486,7 +486,7 @@ def status_page(rows, retry_command, version, now=None):
     return {
         "format": 1,
         "generated_utc": now.astimezone(timezone.utc).isoformat(timespec="seconds"),
-        "generated_local": now.isoformat(timespec="seconds") + (f" {now.tzname()}" if now.tzname() else ""),
+        "generated_local": now.isoformat(timespec="seconds"),
         "version": str(version),
         "retry_command": " ".join(str(retry_command).split()),
         "labs": list(rows),

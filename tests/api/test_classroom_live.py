@@ -239,7 +239,10 @@ def test_after_the_run_the_page_is_the_status_page(build, room, browser):
     status_meta = browser.find_element("id", "status-meta").text
     status = json.loads((room["status"] / "status.js").read_text().removeprefix("window.istioLabStatus = ")
                         .rstrip().removesuffix(";"))
-    assert status["generated_utc"] in status_meta and status["generated_local"] in status_meta, status_meta
+    # When it was made: the control machine's local time with its offset, and UTC.
+    local, utc = status["generated_local"], status["generated_utc"]
+    assert f"{local[:10]} {local[11:19]} {local[19:]} (control machine)" in status_meta, status_meta
+    assert f"= {utc[:10]} {utc[11:19]} UTC" in status_meta, status_meta
     assert "by istio-lab 1.0.0" in status_meta
     retry = browser.find_element("id", "retry-command").text
     assert retry == f"ansible-playbook playbooks/classroom.yml -i {room['inventory']} --limit @{room['retry']}", retry
