@@ -5,7 +5,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: classroom_live
 type: aggregate
-short_description: Write the classroom's live page (every lab's stage, done or failed, elapsed time) while a playbook runs
+short_description: Write the classroom's live page (each lab's stage, done or failed, elapsed) during a run
 version_added: 1.0.0
 description:
   - Loaded from C(callbacks_enabled) in C(ansible.cfg) (the project's lists it), it stays asleep until a play of the
@@ -31,7 +31,7 @@ import os
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ansible import context
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -46,7 +46,7 @@ PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "rol
 
 
 def _iso(stamp):
-    return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds") if stamp else None
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds") if stamp else None
 
 
 def one_line(text, length=REASON_LENGTH):

@@ -26,10 +26,9 @@ import ipaddress
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import yaml
-
 from ansible.errors import AnsibleFilterError
 
 DEFAULT_SUBNET = "default"
@@ -485,7 +484,7 @@ def status_page(rows, retry_command, version, now=None):
     now = now or datetime.now().astimezone()
     return {
         "format": 1,
-        "generated_utc": now.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "generated_utc": now.astimezone(UTC).isoformat(timespec="seconds"),
         "generated_local": now.isoformat(timespec="seconds"),
         "version": str(version),
         "retry_command": " ".join(str(retry_command).split()),
