@@ -357,16 +357,21 @@ def unconfirmed_deployments(expected, waited):
     return [wanted for wanted in expected if (wanted["namespace"], wanted["name"]) not in confirmed]
 
 
-def platform_versions(objects):
-    """A lab's platform versions from [platform record, Istio install record] as read (a missing one is null):
-    the ConfigMaps istio-lab/istio-lab-record (site.yml and upgrade.yml write it) and
-    istio-system/istio-lab-install (the Istio role's, the fallback for a lab built before the record existed).
+def platform_versions(objects, records):
+    """A lab's platform versions from the objects the status probe read (records among them; one missing reads null).
 
-    Returns {source, istio, istio_revisions, metallb, addons, tooling, updated_at}: source is `record`,
-    `install` (Istio's version only) or `` (neither found); a value the source does not hold is ``.
+    records: [platform record, Istio install record] as {namespace, name}: the ConfigMaps istio-lab/istio-lab-record
+    (site.yml and upgrade.yml write it) and istio-system/istio-lab-install (the Istio role's, the fallback for a lab
+    built before the record existed). Returns {source, istio, istio_revisions, metallb, addons, tooling, updated_at}:
+    source is `record`, `install` (Istio's version only) or `` (neither found); a value the source lacks is ``.
     """
-    objects = list(objects or []) + [None, None]
-    record, install = ((item.get("data") or {}) if isinstance(item, dict) else None for item in objects[:2])
+    found = {}
+    for item in objects or []:
+        if isinstance(item, dict) and item.get("kind", "ConfigMap") == "ConfigMap":
+            meta = item.get("metadata") or {}
+            found[(meta.get("namespace"), meta.get("name"))] = item.get("data") or {}
+    record, install = ((found.get((wanted["namespace"], wanted["name"])) if wanted else None)
+                       for wanted in (list(records or []) + [None, None])[:2])
     versions = dict.fromkeys(("source", "istio", "istio_revisions", "metallb", "addons", "tooling", "updated_at"), "")
     if record is not None:
         versions.update(source="record", istio=record.get("istio_version", ""),
@@ -458,7 +463,7 @@ def status_rows(labs, build_run=False):
                 "platform": platform,
                 "routes": routes,
                 "problems": problems,
-                "versions": (probe or {}).get("versions") or platform_versions([]),
+                "versions": (probe or {}).get("versions") or platform_versions([], []),
             }
         )
     return rows

@@ -28,17 +28,21 @@ def test_only_missing_or_different_files_are_to_be_written(tmp_path):
 
 
 def test_versions_come_from_the_record_then_the_istio_install():
-    record = {"metadata": {"namespace": "istio-lab", "name": "istio-lab-record"},
+    records = [{"namespace": "istio-lab", "name": "istio-lab-record"},
+               {"namespace": "istio-system", "name": "istio-lab-install"}]
+    record = {"kind": "ConfigMap", "metadata": {"namespace": "istio-lab", "name": "istio-lab-record"},
               "data": {"istio_version": "1.30.3", "istio_revisions": "1-30-3,1-29-6", "metallb_version": "0.16.1",
                        "addons": "grafana,kiali", "tooling": "istio-lab/1.0.0", "updated_at": "2026-12-03T10:00:00Z"}}
-    install = {"metadata": {"namespace": "istio-system", "name": "istio-lab-install"}, "data": {"version": "1.29.6"}}
-    assert classroom.platform_versions([record, install]) == {
+    install = {"kind": "ConfigMap", "metadata": {"namespace": "istio-system", "name": "istio-lab-install"},
+               "data": {"version": "1.29.6"}}
+    deployment = {"kind": "Deployment", "metadata": {"namespace": "istio-lab", "name": "istio-lab-record"}}
+    assert classroom.platform_versions([deployment, install, None, record], records) == {
         "source": "record", "istio": "1.30.3", "istio_revisions": "1-30-3,1-29-6", "metallb": "0.16.1",
         "addons": "grafana,kiali", "tooling": "istio-lab/1.0.0", "updated_at": "2026-12-03T10:00:00Z"}
-    fallback = classroom.platform_versions([None, install])
+    fallback = classroom.platform_versions([None, install], records)
     assert (fallback["source"], fallback["istio"], fallback["metallb"]) == ("install", "1.29.6", "")
-    assert classroom.platform_versions([None, None])["source"] == ""
-    assert classroom.platform_versions([])["istio"] == ""
+    assert classroom.platform_versions([None, None], records)["source"] == ""
+    assert classroom.platform_versions([], [])["istio"] == ""
 
 
 def test_the_status_data_says_when_in_local_time_and_utc_and_by_which_istio_lab():
