@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import json
 import os
 import re
+from datetime import UTC, datetime
 
+import yaml
 from ansible.errors import AnsibleFilterError
 
 DEFAULT_SUBNET = "default"
@@ -344,14 +347,40 @@ def classroom_inventory(roster, plan, settings):
     return {"all": {"children": children}}
 
 
-def unconfirmed_deployments(expected, results):
-    """The expected Deployments ({namespace, name}) that none of `results` (this run's lab_manifests results)
-    waited for until rolled out: only those need reading again."""
+def unconfirmed_deployments(expected, waited):
+    """The expected Deployments ({namespace, name}) that this run's stages did not see rolled out: only those need
+    reading again. waited: `lab_waited_deployments`, the rows (kind, namespace, name, ready) of what the stages
+    waited for, each appending its own."""
     confirmed = {(row.get("namespace"), row.get("name"))
-                 for result in results or [] if isinstance(result, dict)
-                 for row in result.get("waited") or []
+                 for row in waited or [] if isinstance(row, dict)
                  if row.get("kind") == "Deployment" and row.get("ready")}
     return [wanted for wanted in expected if (wanted["namespace"], wanted["name"]) not in confirmed]
+
+
+def platform_versions(objects, records):
+    """A lab's platform versions from the objects the status probe read (records among them; one missing reads null).
+
+    records: [platform record, Istio install record] as {namespace, name}: the ConfigMaps istio-lab/istio-lab-record
+    (site.yml and upgrade.yml write it) and istio-system/istio-lab-install (the Istio role's, the fallback for a lab
+    built before the record existed). Returns {source, istio, istio_revisions, metallb, addons, tooling, updated_at}:
+    source is `record`, `install` (Istio's version only) or `` (neither found); a value the source lacks is ``.
+    """
+    found = {}
+    for item in objects or []:
+        if isinstance(item, dict) and item.get("kind", "ConfigMap") == "ConfigMap":
+            meta = item.get("metadata") or {}
+            found[(meta.get("namespace"), meta.get("name"))] = item.get("data") or {}
+    record, install = ((found.get((wanted["namespace"], wanted["name"])) if wanted else None)
+                       for wanted in (list(records or []) + [None, None])[:2])
+    versions = dict.fromkeys(("source", "istio", "istio_revisions", "metallb", "addons", "tooling", "updated_at"), "")
+    if record is not None:
+        versions.update(source="record", istio=record.get("istio_version", ""),
+                        istio_revisions=record.get("istio_revisions", ""), metallb=record.get("metallb_version", ""),
+                        addons=record.get("addons", ""), tooling=record.get("tooling", ""),
+                        updated_at=record.get("updated_at", ""))
+    elif install is not None:
+        versions.update(source="install", istio=install.get("version", ""))
+    return {key: str(value) for key, value in versions.items()}
 
 
 def unready_deployments(expected, info_results):
@@ -388,7 +417,7 @@ def status_rows(labs, build_run=False):
     its lab_verify_report (absent when verification did not run). build_run:
     the labs were being built in this run, so a lab without a probe failed.
     Each row: student, name, state (healthy|unhealthy|failed), reachable
-    (yes|no|unknown), platform (ready or the problems), routes, problems.
+    (yes|no|unknown), platform (ready or the problems), routes, problems, versions (platform_versions).
     """
     rows = []
     for lab in sorted(labs, key=lambda item: item["student"]):
@@ -434,9 +463,38 @@ def status_rows(labs, build_run=False):
                 "platform": platform,
                 "routes": routes,
                 "problems": problems,
+                "versions": (probe or {}).get("versions") or platform_versions([], []),
             }
         )
     return rows
+
+
+def collection_version(root):
+    """The version of the collection whose root is `root`: galaxy.yml in a checkout, MANIFEST.json when installed."""
+    try:
+        with open(os.path.join(root, "MANIFEST.json"), encoding="utf-8") as handle:
+            return str(json.load(handle)["collection_info"]["version"])
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        with open(os.path.join(root, "galaxy.yml"), encoding="utf-8") as handle:
+            return str((yaml.safe_load(handle) or {}).get("version") or "unknown")
+    except (OSError, yaml.YAMLError):
+        return "unknown"
+
+
+def status_page(rows, retry_command, version, now=None):
+    """The status page's data (status.js): the rows, when and by which istio-lab they were made, the retry command.
+    now: a datetime with its time zone (default: now, in the machine's local time)."""
+    now = now or datetime.now().astimezone()
+    return {
+        "format": 1,
+        "generated_utc": now.astimezone(UTC).isoformat(timespec="seconds"),
+        "generated_local": now.isoformat(timespec="seconds"),
+        "version": str(version),
+        "retry_command": " ".join(str(retry_command).split()),
+        "labs": list(rows),
+    }
 
 
 def short_path(path, root):
@@ -457,6 +515,9 @@ class FilterModule:
             "classroom_inventory": classroom_inventory,
             "classroom_unconfirmed_deployments": unconfirmed_deployments,
             "classroom_unready_deployments": unready_deployments,
+            "classroom_platform_versions": platform_versions,
             "classroom_status_rows": status_rows,
             "classroom_short_path": short_path,
+            "classroom_collection_version": collection_version,
+            "classroom_status_page": status_page,
         }
