@@ -1,0 +1,180 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""istio-lab's owned sets in the ApplySet form of KEP-3659, so that kubectl
+(``kubectl get -l applyset.kubernetes.io/part-of=<id>``) and other tools see
+the same sets as istio-lab.
+
+- The parent of set ``<set>`` is ConfigMap ``istio-lab/applyset-<set>``,
+  labelled ``applyset.kubernetes.io/id: applyset-<base64url(sha256(
+  "<name>.<namespace>.ConfigMap."))>-v1`` (kubectl's formula), annotated
+  with ``applyset.kubernetes.io/tooling: istio-lab/<version>``,
+  ``applyset.kubernetes.io/contains-group-kinds`` (``Kind.group`` or
+  ``Kind`` for the core group, sorted, comma-separated) and
+  ``applyset.kubernetes.io/additional-namespaces`` (the members' namespaces).
+- Every member carries ``applyset.kubernetes.io/part-of: <id>``.
+- Pruning (``prune_plan``): the members listed on the cluster that the call
+  no longer applies, and only those carrying this set's label.
+
+Pure logic; the requests are made by manifests.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+# The collection's version (galaxy.yml; a unit test holds them equal).
+TOOLING_VERSION = "1.0.0"
+TOOLING = f"istio-lab/{TOOLING_VERSION}"
+PARENT_NAMESPACE = "istio-lab"
+PARENT_PREFIX = "applyset-"
+PART_OF = "applyset.kubernetes.io/part-of"
+ID_LABEL = "applyset.kubernetes.io/id"
+TOOLING_ANNOTATION = "applyset.kubernetes.io/tooling"
+GROUP_KINDS_ANNOTATION = "applyset.kubernetes.io/contains-group-kinds"
+NAMESPACES_ANNOTATION = "applyset.kubernetes.io/additional-namespaces"
+CRD_GROUP_KIND = ("apiextensions.k8s.io", "CustomResourceDefinition")
+NAMESPACE_GROUP_KIND = ("", "Namespace")
+# Kinds known to be cluster-scoped before discovery says so.
+CLUSTER_KINDS = frozenset({"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                           "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "PriorityClass",
+                           "StorageClass", "IngressClass", "APIService", "PersistentVolume"})
+WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+
+
+def parent_name(set_name):
+    return PARENT_PREFIX + set_name
+
+
+def applyset_id(name, namespace=PARENT_NAMESPACE, kind="ConfigMap", group=""):
+    """kubectl's ApplySet ID of a parent: label values must start and end
+    with an alphanumeric, hence the prefix and the version suffix."""
+    digest = hashlib.sha256(f"{name}.{namespace}.{kind}.{group}".encode()).digest()
+    return "applyset-" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=") + "-v1"
+
+
+def set_id(set_name):
+    return applyset_id(parent_name(set_name))
+
+
+def group_of(api_version):
+    return api_version.rpartition("/")[0] if "/" in (api_version or "") else ""
+
+
+def format_group_kind(group, kind):
+    return f"{kind}.{group}" if group else kind
+
+
+def parse_group_kind(text):
+    kind, _sep, group = text.strip().partition(".")
+    return group, kind
+
+
+def format_group_kinds(group_kinds):
+    return ",".join(sorted(format_group_kind(g, k) for g, k in group_kinds))
+
+
+def parse_list(text):
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def recorded(parent):
+    """(group-kinds, namespaces) a parent records; empty for no parent."""
+    annotations = ((parent or {}).get("metadata") or {}).get("annotations") or {}
+    group_kinds = {parse_group_kind(text) for text in parse_list(annotations.get(GROUP_KINDS_ANNOTATION))}
+    namespaces = set(parse_list(annotations.get(NAMESPACES_ANNOTATION)))
+    return group_kinds, namespaces
+
+
+def parent_manifest(set_name, group_kinds, namespaces, labels):
+    """The parent ConfigMap recording `group_kinds` ({(group, kind)}) and the
+    members' `namespaces` (the parent's own is implied, as KEP-3659 says)."""
+    # The parent's own namespace is listed too when members live there: a
+    # reader that treats it as implied loses nothing, one that does not
+    # still finds them.
+    others = sorted(ns for ns in namespaces if ns)
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": parent_name(set_name), "namespace": PARENT_NAMESPACE,
+            "labels": {**(labels or {}), ID_LABEL: set_id(set_name)},
+            "annotations": {TOOLING_ANNOTATION: TOOLING,
+                            GROUP_KINDS_ANNOTATION: format_group_kinds(group_kinds),
+                            NAMESPACES_ANNOTATION: ",".join(others)},
+        },
+    }
+
+
+def parent_differs(live, desired):
+    """Whether the live parent lacks a label or annotation value of `desired`."""
+    if live is None:
+        return True
+    meta, want = live.get("metadata") or {}, desired["metadata"]
+    for field in ("labels", "annotations"):
+        have = meta.get(field) or {}
+        if any(have.get(key, "") != value for key, value in want[field].items()):
+            return True
+    return False
+
+
+def foreign_parent(live, set_name):
+    """Why a ConfigMap of the parent's name cannot be this set's parent
+    (another tool's, or another ID): a message, or empty."""
+    if live is None:
+        return ""
+    meta = live.get("metadata") or {}
+    tooling = (meta.get("annotations") or {}).get(TOOLING_ANNOTATION, "")
+    if tooling and not tooling.startswith("istio-lab/"):
+        return f"ConfigMap {PARENT_NAMESPACE}/{parent_name(set_name)} belongs to {tooling}, not istio-lab"
+    found = (meta.get("labels") or {}).get(ID_LABEL)
+    if found and found != set_id(set_name):
+        return f"ConfigMap {PARENT_NAMESPACE}/{parent_name(set_name)} has ApplySet ID {found}, not {set_id(set_name)}"
+    return ""
+
+
+def is_member(obj, identity):
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(PART_OF) == identity
+
+
+def terminating(obj):
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def delete_rank(group, kind):
+    """Deletion order: admission webhooks first (they could refuse the rest),
+    then the other members, the CRDs, and the namespaces last."""
+    if kind in WEBHOOK_KINDS:
+        return 0
+    if (group, kind) == CRD_GROUP_KIND:
+        return 2
+    if (group, kind) == NAMESPACE_GROUP_KIND:
+        return 3
+    return 1
+
+
+def prune_plan(live, desired_keys, identity, prune_crds=False):
+    """The members to delete and the CRDs kept, from `live`
+    ({(group, kind, namespace, name): object}, the objects listed) and
+    `desired_keys` (the same keys of what the call applies): members of
+    the set (by label) that the call no longer applies, not already being
+    deleted, sorted in deletion order. CRDs only with `prune_crds`: a CRD's
+    deletion takes every custom object of its kind with it."""
+    delete, kept = [], []
+    for key in sorted(live, key=lambda k: (delete_rank(k[0], k[1]), k)):
+        obj = live[key]
+        if key in desired_keys or not is_member(obj, identity) or terminating(obj):
+            continue
+        if (key[0], key[1]) == CRD_GROUP_KIND and not prune_crds:
+            kept.append(key)
+            continue
+        delete.append(key)
+    return delete, kept
+
+
+def group_kinds_of(keys):
+    return {(key[0], key[1]) for key in keys}
+
+
+def ref(key):
+    group, kind, namespace, name = key
+    shown = format_group_kind(group, kind)
+    return f"{shown} {namespace}/{name}" if namespace else f"{shown} {name}"
