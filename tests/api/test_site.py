@@ -221,6 +221,8 @@ def test_site_builds_the_contract_lab_and_a_rerun_changes_nothing(kube, shared_d
         # objects the API server stores in another form than their manifest (issue 11).
         assert writes == [], writes
         assert [r for r in kube.requests(mark) if r.get("verb") in WRITE_VERBS] == []  # no dry run either
+        import collections, sys  # noqa  (measurement, temporary)
+        print("NOOP-REQUESTS", len(kube.requests(mark)), dict(collections.Counter(r.get("verb") for r in kube.requests(mark))), file=sys.stderr)
 
     # The verification stage probed every chapter's route through the stand-in and wrote its report.
     report = json.loads((tmp_path / "artifacts" / "lab" / "verify.json").read_text())
