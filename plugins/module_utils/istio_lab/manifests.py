@@ -802,14 +802,28 @@ class ManifestApplier:
             for (namespace, name), obj in found.items():
                 self.seen[(group, kind, namespace, name)] = obj
 
-    def _crds_in_use(self, keys):
+    def refuse_crds_in_use(self):
+        """`refuse_crds_in_use`: one LIST of the CRDs, then the objects of
+        those of the given groups (suffixes); fails while any is not istio-lab's."""
+        suffixes = tuple(self.params.get("refuse_crds_in_use") or ())
+        if not suffixes:
+            return
+        found = list_objects(self.client, "/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", None,
+                             CRD_KIND)
+        crds = [obj for obj in found.values()
+                if any(((obj.get("spec") or {}).get("group") or "").endswith(s) for s in suffixes)]
+        self._crds_in_use([(applyset.CRD_GROUP_KIND[0], CRD_KIND, "", crd["metadata"]["name"]) for crd in crds],
+                          {(applyset.CRD_GROUP_KIND[0], CRD_KIND, "", crd["metadata"]["name"]): crd for crd in crds})
+
+    def _crds_in_use(self, keys, objects=None):
         """Refuse to delete a CRD whose kind still has objects istio-lab does
         not manage (a user's): deleting the CRD would delete them too."""
+        objects = self.seen if objects is None else objects
         busy = []
         for key in keys:
             if (key[0], key[1]) != applyset.CRD_GROUP_KIND:
                 continue
-            spec = (self.seen[key].get("spec") or {})
+            spec = (objects[key].get("spec") or {})
             names = spec.get("names") or {}
             versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served", True)]
             if not versions:
@@ -829,7 +843,8 @@ class ManifestApplier:
                             f"{', '.join(foreign[:3])})")
         if busy:
             raise ApplyFailed("refusing to delete CustomResourceDefinitions still in use: " + "; ".join(busy) +
-                              ". Nothing was deleted; remove those objects first, or leave prune_crds off")
+                              ". Nothing was deleted; remove those objects first, or do not ask for the CRDs "
+                              "(prune_crds, remove_crds)")
 
     def prune_members(self, desired_keys):
         """Delete the members the call no longer applies, in order
@@ -856,11 +871,9 @@ class ManifestApplier:
         return resource.path(namespace, name)
 
     def pruned_rows(self):
-        rows = [{"kind": k, "api_version": self.seen[key].get("apiVersion", ""), "namespace": ns, "name": n,
-                 "action": "deleted"} for key in self.pruned for (_g, k, ns, n) in [key]]
-        rows += [{"kind": k, "api_version": self.seen[key].get("apiVersion", ""), "namespace": ns, "name": n,
-                  "action": "kept"} for key in self.kept for (_g, k, ns, n) in [key]]
-        return rows
+        return [{"kind": key[1], "api_version": self.seen[key].get("apiVersion", ""), "namespace": key[2],
+                 "name": key[3], "action": action, "ref": applyset.ref(key)}
+                for keys, action in ((self.pruned, "deleted"), (self.kept, "kept")) for key in keys]
 
     def set_result(self):
         group_kinds, namespaces = applyset.recorded(self.parent)
@@ -949,6 +962,7 @@ class ManifestApplier:
         crds = [i for i in everything if i.kind == CRD_KIND and _group(i.api_version) == "apiextensions.k8s.io"]
         self.discovery = Discovery(self.client, [i.manifest for i in crds])
         read = self.reads()
+        self.refuse_crds_in_use()
         if self.set_name:
             self.read_parent()
         if self.params.get("stop_if_changed"):
@@ -1035,6 +1049,7 @@ MANIFESTS_ARGS = {
     "applyset": {"type": "str"},
     "prune": {"type": "bool"},
     "prune_crds": {"type": "bool", "default": False},
+    "refuse_crds_in_use": {"type": "list", "elements": "str", "default": []},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "wait_timeout": {"type": "int", "default": 300},
     "retry_delay": {"type": "float", "default": 5.0},
