@@ -28,8 +28,12 @@ PLATFORM_NAMESPACES = ["metallb-system", "istio-system", "istio-lab", "microserv
 
 def remove(kube, shared_dir, workdir, check=False, **extra):
     values = {**site_vars(shared_dir, workdir, None), "remove_confirm": "yes", **extra}
-    return run_playbook("playbooks/remove-platform.yml", kube=kube, extra_vars=values, check=check, diff=check,
+    import sys, time  # noqa TEMP
+    t = time.time()
+    r = run_playbook("playbooks/remove-platform.yml", kube=kube, extra_vars=values, check=check, diff=check,
                         env={"ISTIOCTL_DOUBLE_LOG": str(workdir / "istioctl.log")})
+    print("REMOVE-TOOK", time.time() - t, r.stdout[-6000:], file=sys.stderr)
+    return r
 
 
 def user_objects(kube):
