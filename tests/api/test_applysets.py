@@ -185,3 +185,15 @@ def test_a_parent_of_another_tool_is_refused(kube):
     refused = run_module("lab_manifests", demo([namespace(NS)]), kube=kube)
     assert refused.get("failed") and "kubectl/v1.36" in refused["msg"]
     assert kube.writes(mark) == []
+
+
+def test_a_kind_only_an_older_version_serves_is_still_found(kube):
+    """The parent records group and kind, not the version: ProxyConfig is
+    served in networking.istio.io/v1beta1 only, the group prefers v1."""
+    proxy = {"apiVersion": "networking.istio.io/v1beta1", "kind": "ProxyConfig",
+             "metadata": {"name": "lab", "namespace": NS}, "spec": {"concurrency": 2}}
+    run_module("lab_manifests", demo([namespace(NS), proxy]), kube=kube)
+    assert "ProxyConfig.networking.istio.io" in parent(kube)["metadata"]["annotations"][KINDS].split(",")
+    pruned = run_module("lab_manifests", demo([namespace(NS)]), kube=kube)
+    assert [(p["kind"], p["name"]) for p in pruned["pruned"]] == [("ProxyConfig", "lab")], pruned
+    assert kube.get("networking.istio.io/v1beta1", "ProxyConfig", "lab", NS) is None

@@ -28,12 +28,8 @@ PLATFORM_NAMESPACES = ["metallb-system", "istio-system", "istio-lab", "microserv
 
 def remove(kube, shared_dir, workdir, check=False, **extra):
     values = {**site_vars(shared_dir, workdir, None), "remove_confirm": "yes", **extra}
-    import sys, time  # noqa TEMP
-    t = time.time()
-    r = run_playbook("playbooks/remove-platform.yml", kube=kube, extra_vars=values, check=check, diff=check,
+    return run_playbook("playbooks/remove-platform.yml", kube=kube, extra_vars=values, check=check, diff=check,
                         env={"ISTIOCTL_DOUBLE_LOG": str(workdir / "istioctl.log")})
-    print("REMOVE-TOOK", time.time() - t, r.stdout[-6000:], file=sys.stderr)
-    return r
 
 
 def user_objects(kube):
@@ -60,7 +56,8 @@ def managed_left(kube):
              ("rbac.authorization.k8s.io/v1", "ClusterRole"), ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
              ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
              ("networking.istio.io/v1", "Gateway"), ("networking.istio.io/v1", "VirtualService"),
-             ("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1", "ServiceEntry")]
+             ("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1", "ServiceEntry"),
+             ("metallb.io/v1beta1", "IPAddressPool"), ("metallb.io/v1beta1", "L2Advertisement")]
     return sorted((kind, o["metadata"].get("namespace", ""), o["metadata"]["name"])
                   for api_version, kind in kinds for o in kube.list(api_version, kind, label_selector=MANAGED)
                   if not o["metadata"].get("deletionTimestamp"))
@@ -98,8 +95,11 @@ def test_remove_platform_leaves_the_users_objects_and_site_rebuilds(kube, shared
     assert_user_objects_stay(kube)
     calls = [json.loads(line)["argv"] for line in (tmp_path / "istioctl.log").read_text().splitlines()]
     assert ["uninstall", "-y", "--revision", "default"] in calls
-    # the CRDs stay (remove_crds off): the user's VirtualService still has its kind
+    # the CRDs stay (remove_crds off): the user's VirtualService still has its kind, MetalLB's are kept
     assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "virtualservices.networking.istio.io")
+    assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "ipaddresspools.metallb.io")
+    assert "kept CustomResourceDefinition.apiextensions.k8s.io ipaddresspools.metallb.io" in removed.stdout
+    assert "deleted IPAddressPool.metallb.io metallb-system/istio-lab-pool" in removed.stdout
 
     mark = kube.mark()
     again = remove(kube, shared_dir, tmp_path)

@@ -358,8 +358,9 @@ class Discovery:
 
     def group_kind(self, group, kind):
         """The resource of a kind given by group only (a set's recorded
-        kinds): the group's preferred version; None when not served."""
-        api_version = "v1"
+        kinds): the group's preferred version when it serves the kind, else
+        the first other version that does; None when not served."""
+        api_versions = ["v1"]
         if group:
             try:
                 answer = self.client.request("discovery", "GET", f"/apis/{group}")
@@ -367,11 +368,15 @@ class Discovery:
                 if exc.status != 404:
                     raise
                 return None
-            api_version = (answer.get("preferredVersion") or {}).get("groupVersion") or ""
-            if not api_version:
-                return None
-        found = self._resources(api_version).get(kind)
-        return Resource(api_version, kind, found["name"], found.get("namespaced", False)) if found else None
+            preferred = (answer.get("preferredVersion") or {}).get("groupVersion")
+            api_versions = [preferred] if preferred else []
+            api_versions += [v.get("groupVersion") for v in answer.get("versions") or []
+                             if v.get("groupVersion") and v.get("groupVersion") != preferred]
+        for api_version in api_versions:
+            found = self._resources(api_version).get(kind)
+            if found:
+                return Resource(api_version, kind, found["name"], found.get("namespaced", False))
+        return None
 
     def resource(self, api_version, kind, allow_pending=False):
         found = self._resources(api_version).get(kind)
