@@ -14,13 +14,17 @@ the same sets as istio-lab.
 - Pruning (``prune_plan``): the members listed on the cluster that the call
   no longer applies, and only those carrying this set's label.
 
-Pure logic; the requests are made by manifests.py.
+The pure logic first, then the parents' requests (Parents), which both
+engines use (manifests.py for lab_manifests, apply.py for istio_routes).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError
 
 # The collection's version (galaxy.yml; a unit test holds them equal).
 TOOLING_VERSION = "1.0.0"
@@ -178,3 +182,105 @@ def ref(key):
     group, kind, namespace, name = key
     shown = format_group_kind(group, kind)
     return f"{shown} {namespace}/{name}" if namespace else f"{shown} {name}"
+
+
+# ---------------------------------------------------------------- the parents' requests
+
+
+FIELD_MANAGER = "istio-lab"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def parent_path(set_name):
+    return f"/api/v1/namespaces/{PARENT_NAMESPACE}/configmaps/{parent_name(set_name)}"
+
+
+class Parents:
+    """The parents of one call's sets, read in one request and written only
+    when what they record changes (both engines: manifests.py, apply.py).
+    `client` is a client.KubeClient."""
+
+    def __init__(self, client, managed_labels, check_mode=False):
+        self.client = client
+        self.managed = dict(managed_labels or {})
+        self.check_mode = check_mode
+        self.live = {}  # set name -> parent (None: none yet)
+        self.actions = {}  # set name -> created | updated | deleted
+
+    def read(self, set_names):
+        """One GET for one set, else one LIST of the parents by ID; a
+        message per parent of another tool or ID (nothing may be written)."""
+        names = sorted(set(set_names))
+        if len(names) == 1:
+            try:
+                found = [self.client.request("get", "GET", parent_path(names[0]))]
+            except ApiStatusError as exc:
+                if exc.status != 404:
+                    raise
+                found = []
+        elif names:
+            answer = self.client.request("list", "GET", f"/api/v1/namespaces/{PARENT_NAMESPACE}/configmaps",
+                                         [("labelSelector", f"{ID_LABEL} in ({','.join(set_id(n) for n in names)})")])
+            found = answer.get("items") or []
+        else:
+            found = []
+        by_name = {(obj.get("metadata") or {}).get("name"): obj for obj in found}
+        self.live = {name: by_name.get(parent_name(name)) for name in names}
+        return [message for name in names for message in [foreign_parent(self.live[name], name)] if message]
+
+    def recorded(self, set_name):
+        return recorded(self.live.get(set_name))
+
+    def _apply(self, path, manifest):
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        if self.check_mode:
+            query.append(("dryRun", "All"))
+        body = json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return self.client.request("patch_dry_run" if self.check_mode else "patch", "PATCH", path, query, body,
+                                   content_type=APPLY_PATCH)
+
+    def write(self, set_name, group_kinds, namespaces):
+        """Apply the parent when it does not record exactly this (namespace
+        istio-lab first when missing); True when it was (would be) written."""
+        live = self.live.get(set_name)
+        desired = parent_manifest(set_name, group_kinds, namespaces, self.managed)
+        if not parent_differs(live, desired) and recorded(live) == recorded(desired):
+            return False
+        action = "created" if live is None else "updated"
+        try:
+            stored = self._apply(parent_path(set_name), desired)
+        except ApiStatusError as exc:
+            if exc.status != 404:
+                raise
+            namespace = {"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": PARENT_NAMESPACE, "labels": self.managed}}
+            self._apply(f"/api/v1/namespaces/{PARENT_NAMESPACE}", namespace)
+            stored = desired if self.check_mode else self._apply(parent_path(set_name), desired)
+        self.live[set_name] = stored
+        self.actions[set_name] = action
+        return True
+
+    def delete(self, set_name):
+        if self.live.get(set_name) is None:
+            return False
+        if not self.check_mode:
+            delete(self.client, parent_path(set_name))
+        self.live[set_name] = None
+        self.actions[set_name] = "deleted"
+        return True
+
+    def result(self, set_name):
+        group_kinds, namespaces = recorded(self.live.get(set_name))
+        return {"name": set_name, "id": set_id(set_name), "parent": f"{PARENT_NAMESPACE}/{parent_name(set_name)}",
+                "action": self.actions.get(set_name, "unchanged"),
+                "contains_group_kinds": sorted(format_group_kind(g, k) for g, k in group_kinds),
+                "namespaces": sorted(namespaces)}
+
+
+def delete(client, path):
+    """DELETE one object (background propagation); gone already is fine."""
+    try:
+        client.request("delete", "DELETE", path, [("propagationPolicy", "Background")])
+    except ApiStatusError as exc:
+        if exc.status != 404:
+            raise

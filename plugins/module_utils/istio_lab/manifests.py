@@ -466,7 +466,7 @@ class ManifestApplier:
         self.prune = bool(self.set_name) and (self.absent or (prune if prune is not None else True))
         self.prune_crds = bool(params.get("prune_crds"))
         self.parent = None
-        self.parent_action = "unchanged"
+        self.parents = applyset.Parents(client, managed, check_mode)
         self.recorded_kinds, self.recorded_namespaces = set(), set()
         self.seen = {}  # (group, kind, namespace, name) -> live object, from every LIST of the call
         self.listed = set()  # (group, kind) listed
@@ -734,63 +734,25 @@ class ManifestApplier:
 
     # ------------------------------------------------------------ the owned set
 
-    def _parent_path(self):
-        return f"/api/v1/namespaces/{applyset.PARENT_NAMESPACE}/configmaps/{applyset.parent_name(self.set_name)}"
-
     def read_parent(self):
         """The set's parent (one GET) and what it records."""
-        try:
-            self.parent = self.client.request("get", "GET", self._parent_path())
-        except ApiStatusError as exc:
-            if exc.status != 404:
-                raise
-            self.parent = None
-        refused = applyset.foreign_parent(self.parent, self.set_name)
+        refused = self.parents.read([self.set_name])
         if refused:
-            raise ApplyFailed(f"{refused}: istio-lab will not record its set {self.set_name} there; nothing was "
+            raise ApplyFailed(f"{refused[0]}: istio-lab will not record its set {self.set_name} there; nothing was "
                               "written")
+        self.parent = self.parents.live[self.set_name]
         self.recorded_kinds, self.recorded_namespaces = applyset.recorded(self.parent)
 
-    def _ssa(self, path, manifest):
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        if self.check_mode:
-            query.append(("dryRun", "All"))
-        body = json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return self.client.request("patch_dry_run" if self.check_mode else "patch", "PATCH", path, query, body,
-                                   content_type=APPLY_PATCH)
-
     def write_parent(self, group_kinds, namespaces):
-        """Apply the parent when it does not record exactly this (its
-        namespace istio-lab first when missing)."""
-        desired = applyset.parent_manifest(self.set_name, group_kinds, namespaces, self.managed)
-        if not applyset.parent_differs(self.parent, desired) and \
-                applyset.recorded(self.parent) == applyset.recorded(desired):
-            return
-        action = "created" if self.parent is None else "updated"
-        try:
-            stored = self._ssa(self._parent_path(), desired)
-        except ApiStatusError as exc:
-            if exc.status != 404:
-                raise
-            namespace = {"apiVersion": "v1", "kind": "Namespace",
-                         "metadata": {"name": applyset.PARENT_NAMESPACE, "labels": self.managed}}
-            self._ssa(f"/api/v1/namespaces/{applyset.PARENT_NAMESPACE}", namespace)
-            stored = desired if self.check_mode else self._ssa(self._parent_path(), desired)
-        self.parent, self.parent_action = stored, action
+        self.parents.write(self.set_name, group_kinds, namespaces)
+        self.parent = self.parents.live[self.set_name]
 
     def delete_parent(self):
-        if self.parent is None:
-            return
-        if not self.check_mode:
-            self._delete(self._parent_path())
-        self.parent, self.parent_action = None, "deleted"
+        self.parents.delete(self.set_name)
+        self.parent = None
 
     def _delete(self, path):
-        try:
-            self.client.request("delete", "DELETE", path, [("propagationPolicy", "Background")])
-        except ApiStatusError as exc:
-            if exc.status != 404:
-                raise
+        applyset.delete(self.client, path)
 
     def _list_recorded(self):
         """The kinds the parent records that no LIST of this call covered:
@@ -881,12 +843,7 @@ class ManifestApplier:
                 for keys, action in ((self.pruned, "deleted"), (self.kept, "kept")) for key in keys]
 
     def set_result(self):
-        group_kinds, namespaces = applyset.recorded(self.parent)
-        return {"name": self.set_name, "id": self.identity,
-                "parent": f"{applyset.PARENT_NAMESPACE}/{applyset.parent_name(self.set_name)}",
-                "action": self.parent_action,
-                "contains_group_kinds": sorted(applyset.format_group_kind(g, k) for g, k in group_kinds),
-                "namespaces": sorted(namespaces)}
+        return self.parents.result(self.set_name)
 
     # ------------------------------------------------------------ the call
 
@@ -999,7 +956,7 @@ class ManifestApplier:
         if self.set_name:
             self.record_after(everything)
         changed = any(i.action != "unchanged" for i in everything) or bool(self.pruned) or \
-            self.parent_action != "unchanged"
+            bool(self.parents.actions)
         result = {"changed": changed, "stopped": False, "results": [i.row() for i in everything], "waited": waited,
                   "webhook_retries": self.webhook_retries, "read": read, "pruned": self.pruned_rows()}
         if self.set_name:
