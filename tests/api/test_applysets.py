@@ -197,3 +197,53 @@ def test_a_kind_only_an_older_version_serves_is_still_found(kube):
     pruned = run_module("lab_manifests", demo([namespace(NS)]), kube=kube)
     assert [(p["kind"], p["name"]) for p in pruned["pruned"]] == [("ProxyConfig", "lab")], pruned
     assert kube.get("networking.istio.io/v1beta1", "ProxyConfig", "lab", NS) is None
+
+
+CHAPTER = "istio-lab.io/chapter"
+
+
+def routes(*virtual_services):
+    return {"applyset": "chapter", "applyset_label": CHAPTER,
+            "gateways": [{"name": "gw", "namespace": NS, "labels": {CHAPTER: "1"},
+                          "spec": {"selector": {"istio": "ingressgateway"},
+                                   "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                                                "hosts": ["*"]}]}}],
+            "virtual_services": [{"name": name, "namespace": NS, "labels": {CHAPTER: chapter},
+                                  "spec": {"hosts": [f"{name}.example"], "gateways": ["gw"],
+                                           "http": [{"route": [{"destination": {"host": name}}]}]}}
+                                 for name, chapter in virtual_services]}
+
+
+def test_chapter_routes_are_one_set_per_chapter_and_prune_within_it(kube):
+    kube.ensure_namespace(NS)
+    kube.create({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                 "metadata": {"name": "users", "namespace": NS},
+                 "spec": {"hosts": ["users.example"], "http": [{"route": [{"destination": {"host": "users"}}]}]}})
+    first = run_module("istio_routes", routes(("a", "1"), ("b", "2"), ("c", "2")), kube=kube)
+    assert first["changed"], first.get("msg")
+    one = kube.get("v1", "ConfigMap", "applyset-chapter-1", PARENT_NS)
+    two = kube.get("v1", "ConfigMap", "applyset-chapter-2", PARENT_NS)
+    assert one["metadata"]["annotations"][KINDS] == "Gateway.networking.istio.io,VirtualService.networking.istio.io"
+    assert two["metadata"]["annotations"][KINDS] == "VirtualService.networking.istio.io"
+    identity = two["metadata"]["labels"][ID]
+    assert sorted(o["metadata"]["name"] for o in kube.list("networking.istio.io/v1", "VirtualService", NS,
+                                                             label_selector=f"{PART_OF}={identity}")) == ["b", "c"]
+
+    mark = kube.mark()
+    again = run_module("istio_routes", routes(("a", "1"), ("b", "2"), ("c", "2")), kube=kube)
+    assert not again["changed"] and kube.writes(mark) == []
+    # one LIST of the parents beyond the LIST per kind
+    assert again["api_requests"] == {"list": 3}
+
+    check = run_module("istio_routes", routes(("a", "1"), ("b", "2")), kube=kube, check=True, diff=True)
+    assert [p["name"] for p in check["pruned"]] == ["c"] and check["changed"]
+    mark = kube.mark()
+    pruned = run_module("istio_routes", routes(("a", "1"), ("b", "2")), kube=kube)
+    assert [(w["verb"], w["name"]) for w in kube.writes(mark)] == [("delete", "c")], pruned
+    assert kube.get("networking.istio.io/v1", "VirtualService", "users", NS) is not None
+
+    # a run for chapter 1 alone never touches chapter 2's set
+    mark = kube.mark()
+    alone = run_module("istio_routes", routes(("a", "1")), kube=kube)
+    assert not alone["changed"] and kube.writes(mark) == []
+    assert kube.get("networking.istio.io/v1", "VirtualService", "b", NS) is not None
