@@ -168,14 +168,16 @@ def written(requests: list[dict]) -> set[tuple]:
 
 # GETs a re-run still makes besides the preflight's: the waits for what the
 # stage did not write itself (MetalLB's webhook Endpoints; Istio's record,
-# its control plane and the ingress Service's address).
+# its control plane and the ingress Service's address), and the parent of
+# the stage's owned set (issue 20, docs/applysets.md).
 STAGE_GETS = {
-    "metallb": {("endpoints", "metallb-webhook-service"), ("deployments", "controller")},
+    "metallb": {("endpoints", "metallb-webhook-service"), ("deployments", "controller"),
+                ("configmaps", "applyset-metallb")},
     "istio": {("configmaps", "istio-lab-install"), ("deployments", "istiod"),
               ("deployments", "istio-ingressgateway"), ("deployments", "istio-egressgateway"),
               ("services", "istio-ingressgateway")},
-    "addons": set(),
-    "apps": set(),
+    "addons": {("configmaps", "applyset-addons")},
+    "apps": {("configmaps", "applyset-apps")},
 }
 
 
