@@ -6,6 +6,7 @@ real cluster, as every namespace a test creates)."""
 
 import pytest
 
+from tests.conftest import wait_namespaces_gone
 from tests.helpers import run_module
 
 pytestmark = pytest.mark.api
@@ -247,3 +248,39 @@ def test_chapter_routes_are_one_set_per_chapter_and_prune_within_it(kube):
     alone = run_module("istio_routes", routes(("a", "1")), kube=kube)
     assert not alone["changed"] and kube.writes(mark) == []
     assert kube.get("networking.istio.io/v1", "VirtualService", "b", NS) is not None
+
+
+WIDGETS = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.lab.example.com"},
+           "spec": {"group": "lab.example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object",
+                                                                 "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def test_a_crd_goes_only_when_asked_and_never_while_a_users_object_uses_it(kube_no_crds):
+    kube = kube_no_crds
+    run_module("lab_manifests", demo([WIDGETS, namespace(NS)]), kube=kube)
+    kube.create({"apiVersion": "lab.example.com/v1", "kind": "Widget", "metadata": {"name": "users", "namespace": NS}})
+
+    kept = run_module("lab_manifests", {"applyset": "demo", "state": "absent"}, kube=kube)
+    assert [(p["kind"], p["action"]) for p in kept["pruned"]] == [("Namespace", "deleted"),
+                                                                 ("CustomResourceDefinition", "kept")]
+    assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.lab.example.com")
+    assert "CustomResourceDefinition.apiextensions.k8s.io" in parent(kube)["metadata"]["annotations"][KINDS]
+    wait_namespaces_gone(kube, [NS])
+
+    kube.ensure_namespace(OTHER_NS)
+    kube.create({"apiVersion": "lab.example.com/v1", "kind": "Widget",
+                 "metadata": {"name": "users", "namespace": OTHER_NS}})
+    mark = kube.mark()
+    refused = run_module("lab_manifests", {"applyset": "demo", "state": "absent", "prune_crds": True}, kube=kube)
+    assert refused.get("failed") and f"{OTHER_NS}/users" in refused["msg"], refused
+    assert kube.writes(mark) == []
+
+    kube.delete("lab.example.com/v1", "Widget", "users", OTHER_NS)
+    gone = run_module("lab_manifests", {"applyset": "demo", "state": "absent", "prune_crds": True}, kube=kube)
+    assert [(p["kind"], p["action"]) for p in gone["pruned"]] == [("CustomResourceDefinition", "deleted")], gone
+    assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.lab.example.com") is None
+    assert parent(kube) is None
