@@ -388,7 +388,9 @@ def status_rows(labs, build_run=False):
     its lab_verify_report (absent when verification did not run). build_run:
     the labs were being built in this run, so a lab without a probe failed.
     Each row: student, name, state (healthy|unhealthy|failed), reachable
-    (yes|no|unknown), platform (ready or the problems), routes, problems.
+    (yes|no|unknown), platform (ready or the problems), routes, problems,
+    versions (the platform record's istio_version, istio_revisions,
+    metallb_version, addons, updated_at; empty when unknown).
     """
     rows = []
     for lab in sorted(labs, key=lambda item: item["student"]):
@@ -434,6 +436,9 @@ def status_rows(labs, build_run=False):
                 "platform": platform,
                 "routes": routes,
                 "problems": problems,
+                "versions": {key: (probe or {}).get("versions", {}).get(key) for key in
+                             ("istio_version", "istio_revisions", "metallb_version", "addons", "updated_at")}
+                if (probe or {}).get("versions") else {},
             }
         )
     return rows
