@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.methods = tuple(m.strip() for m in args.methods.split(","))
     args.scenarios = tuple(s.strip() for s in args.scenarios.split(","))
     if set(args.scenarios) - set(SCENARIOS):
-        parser.error(f"unknown scenarios {sorted(set(args.scenarios) - set(SCENARIOS))}; choose from routes,site,upgrade")
+        parser.error(f"unknown scenarios {sorted(set(args.scenarios) - set(SCENARIOS))}; "
+                     "choose from routes,site,upgrade")
     if args.labs:
         args.labs = tuple(int(n) for n in args.labs.split(","))
     else:

@@ -21,8 +21,17 @@ import tempfile
 from pathlib import Path
 
 from .harness import REPO, DoubleTarget, run_measured
-from .site import (ENVOY_ADDRESS, ONE_LAB_INGRESS_IP, ONE_LAB_POOL, RUN_TIMEOUT_S, _environment, _phase, _playbook,
-                   _shared_dir, _tests)
+from .site import (
+    ENVOY_ADDRESS,
+    ONE_LAB_INGRESS_IP,
+    ONE_LAB_POOL,
+    RUN_TIMEOUT_S,
+    _environment,
+    _phase,
+    _playbook,
+    _shared_dir,
+    _tests,
+)
 
 OLD = {"istio_version": "1.29.6", "metallb_version": "0.15.3"}
 PHASES = ("upgrade", "noop_upgrade", "noop_site")

@@ -112,9 +112,9 @@ def lab_upgrade_plan(recorded, pinned, kubernetes_version, support, allow_downgr
     """What the upgrade does and what it refuses.
 
     `recorded`: lab_record_parse's result; `pinned`: {istio_version, metallb_version, addons};
-    `kubernetes_version`: the API server's (``v1.36.2`` or ``1.36``; empty: not checked); `support`: {"1.30": {min, max}}
-    (Kubernetes minor versions each Istio minor supports). Returns {steps: [{step, from, to}],
-    refusals: [text], istio: {from, to} or None, metallb: ..., addons: bool}."""
+    `kubernetes_version`: the API server's (``v1.36.2`` or ``1.36``; empty: not checked);
+    `support`: {"1.30": {min, max}} (Kubernetes minor versions each Istio minor supports).
+    Returns {steps: [{step, from, to}], refusals: [text], istio: {from, to} or None, metallb: ..., addons: bool}."""
     if not isinstance(allow_downgrade, bool):
         raise AnsibleFilterError("allow_downgrade must be a boolean (convert it with | bool)")
     refusals, steps = [], []

@@ -36,7 +36,8 @@ def test_revision_names_are_dns_labels():
 def test_a_lab_built_before_the_record_is_read_from_the_install_record():
     parsed = upgrade.lab_record_parse([None, {"data": {"version": "1.29.6", "operator-sha256": "x"}}])
     assert parsed["exists"] is False
-    assert (parsed["istio_version"], parsed["istio_revisions"], parsed["metallb_version"]) == ("1.29.6", ["default"], "")
+    assert (parsed["istio_version"], parsed["istio_revisions"], parsed["metallb_version"]) == \
+        ("1.29.6", ["default"], "")
     assert upgrade.lab_record_parse([None, None])["istio_version"] == ""
 
 
@@ -96,7 +97,8 @@ def test_the_record_is_written_only_when_it_differs_or_a_step_is_added():
     step = {"step": "istio", "from": "1.29.6", "to": "1.30.3", "result": "ok"}
     manifest = upgrade.lab_record_manifest(current, {**desired, "istio_version": "1.30.3",
                                                      "istio_revisions": ["1-30-3"]},
-                                           "2026-12-03T10:00:00Z", [step], {"app.kubernetes.io/managed-by": "istio-lab"})
+                                           "2026-12-03T10:00:00Z", [step],
+                                           {"app.kubernetes.io/managed-by": "istio-lab"})
     assert manifest["metadata"] == {"name": "istio-lab-record", "namespace": "istio-lab",
                                     "labels": {"app.kubernetes.io/managed-by": "istio-lab"}}
     data = manifest["data"]
