@@ -19,13 +19,16 @@ from pathlib import Path
 from . import objects as workload
 from . import report
 from . import site as site_scenario
+from . import upgrade as upgrade_scenario
 from .harness import REPO, DoubleTarget, mismatches, run_measured
 from .methods import ANSIBLE_FLOOR, METHODS, command, kubectl_path, outcome, render
 
 DEFAULT_SIZES = (12, 120, 360)
 QUICK_SIZES = (12, 36)
 FLOOR_RUNS = 3
-SCENARIOS = ("routes", "site")
+SCENARIOS = ("routes", "site", "upgrade")
+# The upgrade scenario (bench/istio_lab_bench/upgrade.py) runs when asked: --scenarios upgrade.
+DEFAULT_SCENARIOS = ("routes", "site")
 DEFAULT_LABS = (1, 30)
 QUICK_LABS = (1, 3)
 # "Today" in issue 11's targets: main before one apply engine served every stage.
@@ -47,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="spread the objects over this many namespaces (default: one namespace per student)",
     )
     parser.add_argument("--change-fraction", type=float, default=0.10, help="share of objects the changed run edits")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="routes,site (default both)")
+    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
+                        help="routes,site,upgrade (default routes,site)")
     parser.add_argument("--labs", help="site scenario: lab counts, comma separated (default 1,30)")
     parser.add_argument("--site-baseline", default=SITE_BASELINE_REF, metavar="REF",
                         help=f"site scenario: also measure one lab at this git commit (default {SITE_BASELINE_REF}, "
@@ -65,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.methods = tuple(m.strip() for m in args.methods.split(","))
     args.scenarios = tuple(s.strip() for s in args.scenarios.split(","))
     if set(args.scenarios) - set(SCENARIOS):
-        parser.error(f"unknown scenarios {sorted(set(args.scenarios) - set(SCENARIOS))}; choose from routes,site")
+        parser.error(f"unknown scenarios {sorted(set(args.scenarios) - set(SCENARIOS))}; "
+                     "choose from routes,site,upgrade")
     if args.labs:
         args.labs = tuple(int(n) for n in args.labs.split(","))
     else:
@@ -259,6 +264,9 @@ def print_report(document: dict, out: Path) -> None:
               "the real cluster (timed directly; requests not counted there)")
         print(report.site_table(document["site"]))
         print("CPU s = user + system seconds of the whole ansible-playbook process tree (the doubles' apart)")
+    if document.get("upgrade"):
+        print("\nupgrade: upgrade.yml of a lab built on Istio 1.29.6 / MetalLB 0.15.3, then nothing to upgrade")
+        print(upgrade_scenario.table(document["upgrade"]))
     print(report.format_targets(document["targets"]))
     complete = "" if document.get("complete", True) else " (INCOMPLETE run)"
     print(f"total {document['duration_s']:.0f}s{complete}; JSON: {out}")
@@ -281,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     floors: dict[str, dict] = {}
     site: list[dict] = []
-    document: dict = {"floors": floors, "site": site}
+    upgrade: list[dict] = []
+    document: dict = {"floors": floors, "site": site, "upgrade": upgrade}
 
     def save(complete: bool, running: dict | None = None) -> None:
         # Written after every run, so an interrupted benchmark still leaves its figures.
@@ -300,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             scenarios=list(args.scenarios),
             labs=list(args.labs),
             targets=(report.evaluate_targets(document["results"], floors) if "routes" in args.scenarios else [])
-            + (report.evaluate_site_targets(site) if "site" in args.scenarios else []),
+            + (report.evaluate_site_targets(site) if "site" in args.scenarios else [])
+            + [t for result in upgrade for t in result.get("targets", [])],
         )
         out.write_text(json.dumps(document, indent=2))
 
@@ -327,9 +337,12 @@ def main(argv: list[str] | None = None) -> int:
             for what, value in runs:
                 site.append(site_scenario.baseline(value) if what == "baseline" else site_scenario.run((value,))[0])
                 save(complete=False)
+    if "upgrade" in args.scenarios and not os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        upgrade.extend(upgrade_scenario.run())
+        save(complete=False)
     save(complete=True)
     print_report(document, out.relative_to(REPO) if out.is_relative_to(REPO) else out)
-    return 1 if any(r.get("error") for r in results + site) else 0
+    return 1 if any(r.get("error") for r in results + site + upgrade) else 0
 
 
 if __name__ == "__main__":
