@@ -5,7 +5,6 @@ flight at once, the CRD schemas read together and each only once."""
 import threading
 
 import pytest
-
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import apply as apply_module
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import Applier, Plan, read_schemas
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import POOL_SIZE, KubeError

@@ -38,10 +38,6 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource i
     NotServed,
     list_objects,
 )
-from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import (
-    missing_service_messages,
-    service_destinations,
-)
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.sources import SourceError, yaml_documents
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import (
     POLICY_RULES,
@@ -561,6 +557,13 @@ def _check_services(client, plans, check_mode, warnings):
     """Refuse, before any write, VirtualServices that route to a Service or
     port that does not exist (one LIST of the Services' namespaces). In check
     mode an earlier stage only pretended to create its Services: warn."""
+    # imported here: only check_services needs the route table's code, and
+    # every module process compiles what it imports (AnsiballZ ships sources)
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import (
+        missing_service_messages,
+        service_destinations,
+    )
+
     destinations = service_destinations(p.desired for p in plans if p.desired is not None)
     if not destinations:
         return
