@@ -40,10 +40,6 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource i
     NotServed,
     list_objects,
 )
-from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import (
-    missing_service_messages,
-    service_destinations,
-)
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.sources import SourceError, yaml_documents
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import (
     POLICY_RULES,
@@ -230,7 +226,7 @@ class Applier:
         if writes:
             # Only objects to write need the schema: an unchanged one is what
             # the server already accepted.
-            schema = self.resource.schema()
+            schema = self.schema()
             validator = SchemaValidator(schema) if schema else None
             for plan in writes if validator else []:
                 problems = validator.problems(plan.desired)
@@ -251,6 +247,12 @@ class Applier:
             self.warnings += [str(p) for p in cross]
         self._dry_run_writes = writes if writes and validator is None else []
         return errors
+
+    def schema(self):
+        """The kind's CRD schema, read once (read_schemas() may have read it)."""
+        if not hasattr(self, "_schema"):
+            self._schema = self.resource.schema()
+        return self._schema
 
     def dry_run_problems(self):
         """No CRD schema readable (a student's credentials): let the server
@@ -629,6 +631,7 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
         applier.plan([], extra)
 
     active = [kind for kind in kinds if any(p.action != "absent" for p in plans[kind])]
+    read_schemas([appliers[kind] for kind in active if any(p.action in ("create", "update") for p in plans[kind])])
     problems = [p for kind in active for p in appliers[kind].validation_problems(plans[kind], gateways)]
     if not problems:
         problems = [p for kind in active for p in appliers[kind].dry_run_problems()]
@@ -662,10 +665,30 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
     return result
 
 
+def read_schemas(appliers):
+    """Read the CRD schemas of the kinds to write all at once, while this
+    thread imports the schema validator: a first run then waits one round
+    trip for them instead of one per kind, and the import overlaps it."""
+    if not appliers:
+        return
+    with ThreadPoolExecutor(max_workers=len(appliers)) as pool:
+        futures = [pool.submit(applier.schema) for applier in appliers]
+        validate_module.load_validator()
+    for future in futures:
+        future.result()  # the first failure, as a sequential read would raise it
+
+
 def _check_services(client, plans, check_mode, warnings):
     """Refuse, before any write, VirtualServices that route to a Service or
     port that does not exist (one LIST of the Services' namespaces). In check
     mode an earlier stage only pretended to create its Services: warn."""
+    # imported here: only check_services needs the route table's code, and
+    # every module process compiles what it imports (AnsiballZ ships sources)
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import (
+        missing_service_messages,
+        service_destinations,
+    )
+
     destinations = service_destinations(p.desired for p in plans if p.desired is not None)
     if not destinations:
         return

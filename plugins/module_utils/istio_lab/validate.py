@@ -154,6 +154,11 @@ def cel_problems(schema, value, path, name):
     return found
 
 
+def load_validator():
+    """Import jsonschema (about 0.1-0.3 s), e.g. while CRD reads are on the wire."""
+    import jsonschema  # noqa: F401  # pylint: disable=unused-import,import-outside-toplevel
+
+
 class SchemaValidator:
     """The `spec` schema of one kind, compiled once per run."""
 
