@@ -139,6 +139,26 @@ options:
         it such an object is never touched and the task fails naming it.
     type: bool
     default: false
+  applyset:
+    description:
+      - "The owned set the task's objects form (docs/applysets.md, KEP-3659 ApplySet): parent ConfigMap
+        C(istio-lab/applyset-<set>), members labelled C(applyset.kubernetes.io/part-of), as with
+        M(istio_lab.lab.lab_manifests). With O(applyset_label), each object's set is C(<applyset>-<its value of that
+        label>) (the chapters: C(chapter-1), C(chapter-2)...)."
+      - The parents are read in one request; the members are found in the LISTs the task makes anyway (widened to
+        the namespaces the parents record), one more LIST per kind a set records that the task no longer applies.
+    type: str
+  applyset_label:
+    description:
+      - A label key whose value names each object's set under O(applyset) (C(istio-lab.io/chapter)). An object
+        without it is refused before any write.
+    type: str
+  prune:
+    description:
+      - Delete the members of the task's sets that the task no longer names, once every write succeeded, in reverse
+        dependency order; only objects carrying a set's label. Check mode and diff mode report them (RV(pruned)).
+      - Defaults to true when O(applyset) is set. Sets the task does not name are never touched.
+    type: bool
 requirements:
   - kubernetes (Python client, for kubeconfig loading and HTTP)
   - jsonschema
@@ -266,8 +286,22 @@ results:
       description: C(created), C(updated), C(deleted), C(unchanged) or C(absent).
       type: str
   sample: [{kind: Gateway, name: ingressgateway80, namespace: microservice, action: created}]
+pruned:
+  description: The members of the task's sets it deleted (in check mode, would delete).
+  returned: when O(applyset) is set
+  type: list
+  elements: dict
+  sample: [{kind: VirtualService, api_version: networking.istio.io/v1, namespace: istio-system, name: zipkin-istio,
+            action: deleted, ref: VirtualService.networking.istio.io istio-system/zipkin-istio}]
+applysets:
+  description: Each set of the task after it (C(name), C(id), C(parent), C(action), C(contains_group_kinds),
+    C(namespaces)), as M(istio_lab.lab.lab_manifests) returns RV(istio_lab.lab.lab_manifests#module:applyset).
+  returned: when O(applyset) is set
+  type: list
+  elements: dict
 diff:
-  description: Before and after of each changed object, a list in the order of RV(results).
+  description: Before and after of each changed object, a list in the order of RV(results), then of each member
+    pruned.
   returned: when diff mode is on
   type: list
   elements: dict

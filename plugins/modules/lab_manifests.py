@@ -28,6 +28,21 @@ description:
     other objects of O(manifests) and O(secrets), workloads (Deployments, DaemonSets, StatefulSets, Jobs...) and
     admission webhook configurations after what they use; then the waits (O(wait), O(wait_for)); then the objects
     of O(after_wait)."
+  - "Owned sets (O(applyset), docs/applysets.md): the objects of the call are one named set in the ApplySet form of
+    KEP-3659, so that C(kubectl) and other tools see it. Its parent is ConfigMap C(istio-lab/applyset-<set>) (namespace
+    C(istio-lab) created when missing) with label C(applyset.kubernetes.io/id) (kubectl's ID of that parent) and
+    annotations C(applyset.kubernetes.io/tooling: istio-lab/<version>), C(applyset.kubernetes.io/contains-group-kinds)
+    and C(applyset.kubernetes.io/additional-namespaces); every member carries C(applyset.kubernetes.io/part-of). The
+    parent is read once (a GET) and written only when what it records changes; before new kinds or namespaces are
+    applied it records them (a call failing half-way leaves no member unrecorded)."
+  - "Pruning (O(prune), on with O(applyset)): once every apply and wait of the call succeeded, the members the call
+    no longer applies are deleted: only objects carrying the set's label (and O(managed_labels)), admission webhook
+    configurations first, namespaces last, never a CustomResourceDefinition unless O(prune_crds). They are found in
+    the LISTs the call makes anyway (widened to the namespaces the parent records), plus one LIST per kind the parent
+    records that the call no longer applies. Objects already being deleted are left to finish. Check mode and diff
+    mode report them (RV(pruned)) without deleting."
+  - "An object of the call that carries O(managed_labels) but not the set's label yet (a lab built before the sets)
+    is adopted: applied with the label, which writes nothing else."
   - "A write refused by an admission webhook that does not answer yet (C(failed calling webhook), as MetalLB's right
     after its install) is retried every O(retry_delay) seconds for up to O(wait_timeout) seconds. Any other refusal
     fails the task naming the object; the other writes of the same step are still attempted."
@@ -182,6 +197,39 @@ options:
       api_version:
         description: API version; defaults as in O(wait_for).
         type: str
+  applyset:
+    description:
+      - Name of the owned set the objects of the call form (C(metallb), C(istio), C(addons), C(apps),
+        C(chapter-<id>)); its parent is ConfigMap C(istio-lab/applyset-<name>).
+      - A ConfigMap of that name that another tool's tooling annotation or another ApplySet ID marks is refused.
+    type: str
+  prune:
+    description:
+      - Delete the members of O(applyset) that the call no longer applies, after every apply and wait succeeded.
+      - Defaults to true when O(applyset) is set. False adds to the set and deletes nothing (the parent keeps
+        recording what it recorded).
+    type: bool
+  prune_crds:
+    description:
+      - Also prune CustomResourceDefinitions that left the set (their deletion deletes every custom object of their
+        kind). Refused, before any deletion, while objects without O(managed_labels) use them.
+      - Without it, such CRDs are kept, reported in RV(pruned) as C(kept), and stay recorded in the set.
+    type: bool
+    default: false
+  state:
+    description:
+      - C(absent) deletes every member of O(applyset) (found from its parent) and then the parent; give no objects.
+        A set without a parent has nothing to delete.
+    type: str
+    choices: [present, absent]
+    default: present
+  refuse_crds_in_use:
+    description:
+      - "API group suffixes (C(istio.io), C(metallb.io)) whose CRDs are checked before anything else: the call fails,
+        writing nothing, while any object of their kinds lacks O(managed_labels). For a removal that deletes CRDs."
+    type: list
+    elements: str
+    default: []
   stop_if_changed:
     description:
       - Decide only. When any object of O(src), O(manifests), O(secrets) or O(after_wait) would be written, or an
@@ -209,7 +257,7 @@ notes:
   - Supports check mode and diff mode. Check mode writes nothing; the objects to write are sent with C(dryRun=All),
     and those of a namespace or a kind the call would only create are reported as created. The waits are skipped in
     check mode when something would be written.
-  - Objects istio-lab applied but no longer lists are left alone (nothing is deleted).
+  - Without O(applyset), objects istio-lab applied but no longer lists are left alone (nothing is deleted).
   - Throttling and transient server errors (429, 5xx) and connection failures are retried with exponential backoff.
 seealso:
   - module: istio_lab.lab.istio_routes
@@ -256,6 +304,16 @@ EXAMPLES = r"""
       - name: grafana-admin
         namespace: istio-system
         string_data: {password: "{{ grafana_password }}"}
+
+- name: Apply the addons as the owned set "addons", pruning those taken out
+  istio_lab.lab.lab_manifests:
+    src: [/opt/istio/samples/addons/prometheus.yaml, /opt/istio/samples/addons/kiali.yaml]
+    applyset: addons
+
+- name: Remove the set "addons" (every member, then its parent)
+  istio_lab.lab.lab_manifests:
+    applyset: addons
+    state: absent
 
 - name: Wait for the ingress gateway's address
   istio_lab.lab.lab_manifests:
@@ -330,6 +388,58 @@ read:
   returned: always
   type: list
   elements: dict
+pruned:
+  description: The members of O(applyset) the call deleted (in check mode, would delete), in deletion order, then the
+    CRDs it kept (O(prune_crds) off).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind of the object.
+      type: str
+    api_version:
+      description: API version of the object.
+      type: str
+    namespace:
+      description: Namespace of the object (empty for a cluster-scoped one).
+      type: str
+    name:
+      description: Name of the object.
+      type: str
+    action:
+      description: C(deleted) or C(kept).
+      type: str
+    ref:
+      description: The object as C(Kind.group namespace/name).
+      type: str
+  sample: [{kind: Deployment, api_version: apps/v1, namespace: istio-system, name: zipkin, action: deleted,
+            ref: Deployment.apps istio-system/zipkin}]
+applyset:
+  description: The owned set after the call.
+  returned: when O(applyset) is set
+  type: dict
+  contains:
+    name:
+      description: The set's name.
+      type: str
+    id:
+      description: Its ApplySet ID (the parent's C(applyset.kubernetes.io/id), the members' C(part-of)).
+      type: str
+    parent:
+      description: C(istio-lab/applyset-<name>).
+      type: str
+    action:
+      description: What became of the parent, C(created), C(updated), C(deleted) or C(unchanged).
+      type: str
+    contains_group_kinds:
+      description: The kinds the parent records (C(Kind.group), C(Kind) for the core group).
+      type: list
+      elements: str
+    namespaces:
+      description: The members' namespaces the parent records.
+      type: list
+      elements: str
 stopped:
   description: With O(stop_if_changed), true when an object would have been written or an object of O(wait_for)
     does not exist; nothing was then written or waited for. Otherwise false.
@@ -341,7 +451,8 @@ webhook_retries:
   returned: always
   type: int
 diff:
-  description: Before and after of each object written (Secrets' values hidden), in the order of RV(results).
+  description: Before and after of each object written (Secrets' values hidden), in the order of RV(results), then
+    of each member pruned (after empty).
   returned: when diff mode is on
   type: list
   elements: dict

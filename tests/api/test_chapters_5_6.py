@@ -9,6 +9,7 @@ through the API only. The external host of chapter 6 is never dialled."""
 
 import pytest
 import yaml
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.applyset import PART_OF, set_id
 
 from tests.api.test_chapters import comparable, snapshot, versions
 from tests.helpers import REPO, run_module, run_playbook
@@ -105,7 +106,7 @@ def test_chapter_5_steps_and_round_trip(kube, platform, tmp_path):
     chapter(kube, "chapter", "4")
     chapter(kube, "chapter", "5")
     vs = kube.get(ISTIO, "VirtualService", "tomcat-shift", "microservice")
-    assert vs["metadata"]["labels"] == {**MANAGED, CHAPTER_LABEL: "5"}
+    assert vs["metadata"]["labels"] == {**MANAGED, CHAPTER_LABEL: "5", PART_OF: set_id("chapter-5")}
     assert vs["spec"]["hosts"] == [f"tomcat.{DOMAIN}"] and vs["spec"]["gateways"] == ["ingressgateway80"]
     route = vs["spec"]["http"][0]["route"]
     assert [(d["destination"]["subset"], d["weight"]) for d in route] == [("v1", 90), ("v2", 10)]

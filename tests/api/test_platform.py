@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.applyset import PART_OF, set_id
 
 from tests.conftest import WRITE_VERBS, _make_double_target, shared_path
 from tests.helpers import ISTIOCTL_DOUBLE, platform_vars, run_playbook
@@ -167,14 +168,16 @@ def written(requests: list[dict]) -> set[tuple]:
 
 # GETs a re-run still makes besides the preflight's: the waits for what the
 # stage did not write itself (MetalLB's webhook Endpoints; Istio's record,
-# its control plane and the ingress Service's address).
+# its control plane and the ingress Service's address), and the parent of
+# the stage's owned set (issue 20, docs/applysets.md).
 STAGE_GETS = {
-    "metallb": {("endpoints", "metallb-webhook-service"), ("deployments", "controller")},
+    "metallb": {("endpoints", "metallb-webhook-service"), ("deployments", "controller"),
+                ("configmaps", "applyset-metallb")},
     "istio": {("configmaps", "istio-lab-install"), ("deployments", "istiod"),
               ("deployments", "istio-ingressgateway"), ("deployments", "istio-egressgateway"),
               ("services", "istio-ingressgateway")},
-    "addons": set(),
-    "apps": set(),
+    "addons": {("configmaps", "applyset-addons")},
+    "apps": {("configmaps", "applyset-apps")},
 }
 
 
@@ -207,7 +210,7 @@ def test_metallb_objects(platform):
         [(9120, "TCP"), (7946, "TCP"), (7946, "UDP")]
     pool = kube.get("metallb.io/v1beta1", "IPAddressPool", "istio-lab-pool", "metallb-system")
     assert pool["spec"]["addresses"] == [POOL]
-    assert pool["metadata"]["labels"] == MANAGED
+    assert pool["metadata"]["labels"] == {**MANAGED, PART_OF: set_id("metallb")}
     advert = kube.get("metallb.io/v1beta1", "L2Advertisement", "istio-lab-pool", "metallb-system")
     assert advert["spec"]["ipAddressPools"] == ["istio-lab-pool"]
 
@@ -289,7 +292,7 @@ def test_tomcat_in_microservice(platform):
         {**MANAGED, "istio-lab.io/chapter": "1", "istio-injection": "enabled"}.items()
     deployment = kube.get("apps/v1", "Deployment", "tomcat", "microservice")
     assert deployment["metadata"]["labels"] == {**MANAGED, "istio-lab.io/chapter": "1", "app": "tomcat",
-                                                "version": "v1"}
+                                                "version": "v1", PART_OF: set_id("apps")}
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["selector"]["matchLabels"] == {"app": "tomcat", "version": "v1"}
     container = deployment["spec"]["template"]["spec"]["containers"][0]

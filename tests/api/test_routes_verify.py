@@ -17,6 +17,7 @@ the boundary of these tests.
 import json
 
 import pytest
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.applyset import PART_OF, set_id
 
 from tests.helpers import run_playbook
 from tests.verify_envoy import Answer, EnvoyLikeServer
@@ -139,7 +140,8 @@ def test_routes_create_exactly_the_contract_objects(kube):
     assert set(gateways) == set(GATEWAYS)
     for key, (chapter, hosts) in GATEWAYS.items():
         gw = gateways[key]
-        assert gw["metadata"]["labels"] == {MANAGED[0]: MANAGED[1], CHAPTER_LABEL: chapter}
+        assert gw["metadata"]["labels"] == {MANAGED[0]: MANAGED[1], CHAPTER_LABEL: chapter,
+                                        PART_OF: set_id(f"chapter-{chapter}")}
         assert gw["spec"]["selector"] == {"istio": "ingressgateway"}
         assert gw["spec"]["servers"] == [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}]
 
@@ -147,7 +149,8 @@ def test_routes_create_exactly_the_contract_objects(kube):
     assert set(virtual_services) == set(VIRTUAL_SERVICES)
     for key, (chapter, hosts, bound, dest_host, dest_port) in VIRTUAL_SERVICES.items():
         vs = virtual_services[key]
-        assert vs["metadata"]["labels"] == {MANAGED[0]: MANAGED[1], CHAPTER_LABEL: chapter}
+        assert vs["metadata"]["labels"] == {MANAGED[0]: MANAGED[1], CHAPTER_LABEL: chapter,
+                                        PART_OF: set_id(f"chapter-{chapter}")}
         assert vs["spec"]["hosts"] == hosts
         assert vs["spec"]["gateways"] == bound
         assert vs["spec"]["http"] == [{"route": [{"destination": {"host": dest_host, "port": {"number": dest_port}}}]}]

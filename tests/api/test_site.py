@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import pytest
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.applyset import PART_OF, set_id
 
 from tests.conftest import WRITE_VERBS
 from tests.helpers import platform_vars, run_playbook
@@ -156,14 +157,16 @@ def assert_chapter_objects(kube):
 
     def gateway(namespace, name, chapter, hosts):
         obj = get(kube, ISTIO, "Gateway", name, namespace)
-        assert obj["metadata"]["labels"] == {**MANAGED, CHAPTER_LABEL: chapter}, name
+        assert obj["metadata"]["labels"] == {**MANAGED, CHAPTER_LABEL: chapter,
+                                             PART_OF: set_id(f"chapter-{chapter}")}, name
         assert obj["spec"]["selector"] == {"istio": "ingressgateway"}, name
         assert obj["spec"]["servers"] == [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
                                            "hosts": hosts}], name
 
     def virtual_service(namespace, name, chapter, hosts, gateways, host, port):
         obj = get(kube, ISTIO, "VirtualService", name, namespace)
-        assert obj["metadata"]["labels"] == {**MANAGED, CHAPTER_LABEL: chapter}, name
+        assert obj["metadata"]["labels"] == {**MANAGED, CHAPTER_LABEL: chapter,
+                                             PART_OF: set_id(f"chapter-{chapter}")}, name
         assert (obj["spec"]["hosts"], obj["spec"]["gateways"]) == (hosts, gateways), name
         assert obj["spec"]["http"] == [{"route": [{"destination": {"host": host, "port": {"number": port}}}]}], name
 
@@ -221,6 +224,12 @@ def test_site_builds_the_contract_lab_and_a_rerun_changes_nothing(kube, shared_d
         # objects the API server stores in another form than their manifest (issue 11).
         assert writes == [], writes
         assert [r for r in kube.requests(mark) if r.get("verb") in WRITE_VERBS] == []  # no dry run either
+        # The owned sets (issue 20) cost one read of each parent on a rerun, and no LIST of their own:
+        # the parents of MetalLB, the addons and the apps by GET, the chapters' by one LIST.
+        parent_reads = sorted((r["verb"], r.get("name") or "") for r in kube.requests(mark)
+                              if r.get("namespace") == "istio-lab")
+        assert parent_reads == [("get", "applyset-addons"), ("get", "applyset-apps"), ("get", "applyset-metallb"),
+                                ("list", "")], parent_reads
 
     # The verification stage probed every chapter's route through the stand-in and wrote its report.
     report = json.loads((tmp_path / "artifacts" / "lab" / "verify.json").read_text())

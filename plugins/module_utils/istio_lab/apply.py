@@ -15,6 +15,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import client as client_module
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import validate as validate_module
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import (
@@ -32,6 +33,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.normalize 
     view,
 )
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import (
+    GROUP,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     IstioResource,
@@ -473,6 +475,106 @@ def _gateways_after(live, plans):
     return gateway_index(gateways.values())
 
 
+class RouteSets:
+    """istio_routes' owned sets (applyset.py): each definition's set is
+    `applyset`, or with `applyset_label` `<applyset>-<its value of that
+    label>` (the chapters: chapter-1, chapter-2...). The parents are read in
+    one request; the members found in the LISTs the task makes anyway
+    (widened to the namespaces the parents record, one LIST per kind)."""
+
+    def __init__(self, client, params, check_mode):
+        self.base = params.get("applyset")
+        self.by_label = params.get("applyset_label")
+        prune = params.get("prune")
+        self.prune = prune if prune is not None else True
+        self.parents = applyset.Parents(client, {MANAGED_BY_LABEL: MANAGED_BY_VALUE}, check_mode)
+        self.members = {}  # set name -> [(kind, definition)]
+
+    def assign(self, definitions):
+        """Each definition's set, its set label added to the present ones;
+        problems for a definition without the label that names its set."""
+        problems = []
+        for kind, found in definitions.items():
+            for definition in found:
+                value = (definition.get("labels") or {}).get(self.by_label) if self.by_label else ""
+                if self.by_label and not value:
+                    problems.append(Problem(f"{kind} {definition.get('namespace')}/{definition.get('name')}",
+                                            "metadata.labels", f"applyset_label: the object has no label "
+                                            f"{self.by_label}, which names its set"))
+                    continue
+                name = f"{self.base}-{value}" if value else self.base
+                self.members.setdefault(name, []).append((kind, definition))
+                if definition["state"] == "present":
+                    definition["labels"] = {**(definition.get("labels") or {}), applyset.PART_OF: applyset.set_id(name)}
+        return problems
+
+    def read(self):
+        refused = self.parents.read(self.members)
+        if refused:
+            raise ApplyFailed("; ".join(refused) + ": istio-lab will not record its sets there; nothing was written")
+
+    def recorded_namespaces(self):
+        return set().union(*(self.parents.recorded(name)[1] for name in self.members)) if self.prune else set()
+
+    def recorded_kinds(self):
+        kinds = set()
+        for name in self.members:
+            kinds |= {kind for group, kind in self.parents.recorded(name)[0] if group == GROUP}
+        return kinds if self.prune else set()
+
+    def _present(self, name):
+        present = [(kind, d) for kind, d in self.members[name] if d["state"] == "present"]
+        return {(GROUP, kind) for kind, _d in present}, {d["namespace"] for _kind, d in present}
+
+    def record_before(self):
+        """KEP-3659: new kinds and namespaces recorded before they are applied."""
+        for name in sorted(self.members):
+            kinds, namespaces = self._present(name)
+            old_kinds, old_namespaces = self.parents.recorded(name)
+            if kinds and (self.parents.live.get(name) is None or not kinds <= old_kinds or
+                          not namespaces <= old_namespaces):
+                self.parents.write(name, kinds | old_kinds, namespaces | old_namespaces)
+
+    def record_after(self):
+        for name in sorted(self.members):
+            kinds, namespaces = self._present(name)
+            if not self.prune:
+                old_kinds, old_namespaces = self.parents.recorded(name)
+                kinds, namespaces = kinds | old_kinds, namespaces | old_namespaces
+            if kinds:
+                self.parents.write(name, kinds, namespaces)
+            else:
+                self.parents.delete(name)
+
+    def candidates(self, kind, live):
+        """The members of the task's sets of this kind that left them."""
+        ids = {applyset.set_id(name) for name in self.members}
+        asked = {(d["namespace"], d["name"]) for name in self.members for k, d in self.members[name] if k == kind}
+        return [key for key, obj in sorted(live.items())
+                if key not in asked and ((obj.get("metadata") or {}).get("labels") or {}).get(applyset.PART_OF) in ids
+                and not applyset.terminating(obj)]
+
+
+def _prune_routes(sets, appliers, kinds, check_mode, result, want_diff):
+    """Delete the members that left the task's sets, in reverse dependency
+    order (DestinationRules first, ServiceEntries last)."""
+    for kind in reversed([k for _option, k in ROUTE_KINDS]):
+        applier = appliers.get(kind)
+        if applier is None:
+            continue
+        for key in sets.candidates(kind, applier.live):
+            if not check_mode:
+                applier.resource.delete(*key)
+            obj = applier.live[key]
+            result["changed"] = True
+            result["pruned"].append({"kind": kind, "api_version": obj.get("apiVersion", ""), "namespace": key[0],
+                                     "name": key[1], "action": "deleted",
+                                     "ref": applyset.ref((GROUP, kind, key[0], key[1]))})
+            if want_diff:
+                result["diff"].append({"before": diff_view(obj), "after": {},
+                                       "before_header": applier.ref(key) + " (pruned)", "after_header": "(deleted)"})
+
+
 def apply_routes(client, params, check_mode=False, want_diff=False):
     """istio_routes: ServiceEntries, Gateways, VirtualServices and
     DestinationRules of one task, one LIST per kind (the Gateway LIST also
@@ -495,22 +597,36 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
     appliers = {kind: Applier(client, kind, params.get("api_version") or "", params.get("validate", "strict"),
                               params.get("adopt", False), check_mode, options[kind]) for kind in kinds}
     problems = [p for kind in kinds for p in appliers[kind].definition_problems(definitions[kind])]
+    sets = RouteSets(client, params, check_mode) if params.get("applyset") else None
+    if sets is not None and not problems:
+        problems = sets.assign(definitions)
     if problems:
         raise ApplyFailed(Applier._problem_message(problems), problems)
+    extra = set()
+    if sets is not None:
+        sets.read()
+        extra = sets.recorded_namespaces()
+        result.update(pruned=[], applysets=[])
 
     plans = {}
     if "ServiceEntry" in appliers:
-        plans["ServiceEntry"] = appliers["ServiceEntry"].plan(definitions["ServiceEntry"])
+        plans["ServiceEntry"] = appliers["ServiceEntry"].plan(definitions["ServiceEntry"], extra)
     if "VirtualService" in appliers:
-        plans["VirtualService"] = appliers["VirtualService"].plan(definitions["VirtualService"])
+        plans["VirtualService"] = appliers["VirtualService"].plan(definitions["VirtualService"], extra)
     gateways = None  # the VirtualServices' check lists the Gateways itself
     if "Gateway" in appliers:
         referenced = referenced_gateway_namespaces(p.desired for p in plans.get("VirtualService", [])
                                                    if p.desired is not None)
-        plans["Gateway"] = appliers["Gateway"].plan(definitions["Gateway"], referenced)
+        plans["Gateway"] = appliers["Gateway"].plan(definitions["Gateway"], referenced | extra)
         gateways = _gateways_after(appliers["Gateway"].live, plans["Gateway"])
     if "DestinationRule" in appliers:
-        plans["DestinationRule"] = appliers["DestinationRule"].plan(definitions["DestinationRule"])
+        plans["DestinationRule"] = appliers["DestinationRule"].plan(definitions["DestinationRule"], extra)
+    # A kind a set recorded that the task no longer applies: one LIST to find its members.
+    lost = {} if sets is None else {
+        kind: Applier(client, kind, params.get("api_version") or "", check_mode=check_mode, option=options[kind])
+        for kind in sets.recorded_kinds() - set(kinds) if kind in options}
+    for applier in lost.values():
+        applier.plan([], extra)
 
     active = [kind for kind in kinds if any(p.action != "absent" for p in plans[kind])]
     problems = [p for kind in active for p in appliers[kind].validation_problems(plans[kind], gateways)]
@@ -521,11 +637,20 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
     if params.get("check_services") and "VirtualService" in plans:
         _check_services(client, plans["VirtualService"], check_mode, result["warnings"])
 
+    if sets is not None:
+        sets.record_before()
     written = 0
     for kind in kinds:
         written += appliers[kind].execute([p for p in plans[kind] if p.action != "delete"], written)
     for kind in reversed(kinds):
         written += appliers[kind].execute([p for p in plans[kind] if p.action == "delete"], written)
+    # Pruning only once every write of the task succeeded (a failure raised above).
+    if sets is not None:
+        if sets.prune:
+            _prune_routes(sets, {**lost, **appliers}, kinds, check_mode, result, want_diff)
+        sets.record_after()
+        result["applysets"] = [sets.parents.result(name) for name in sorted(sets.members)]
+        result["changed"] = result["changed"] or bool(sets.parents.actions)
 
     for kind in kinds:
         result["warnings"] += appliers[kind].warnings

@@ -52,6 +52,10 @@ ROUTES_ARGS = {
        for key in ("namespace", "labels", "annotations", "state", "api_version", "validate", "adopt")},
     "check_services": {"type": "bool", "default": False},
     "src": {"type": "list", "elements": "path"},
+    # the owned sets (issue 20, module_utils applyset)
+    "applyset": {"type": "str"},
+    "applyset_label": {"type": "str"},
+    "prune": {"type": "bool"},
     **{option: copy.deepcopy(RESOURCE_ARGS["definitions"])
        for option in ("service_entries", "gateways", "virtual_services", "destination_rules")},
 }

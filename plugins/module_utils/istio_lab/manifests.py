@@ -30,6 +30,14 @@ manifest, the Istio addons, the chapters' namespaces and apps).
   (istioctl) is the recorded one and waits for it.
 - Check mode writes nothing: dryRun=All applies, and objects of a namespace
   or a kind that does not exist yet are reported as would-be created.
+- ``applyset``: the call's objects are one owned set (applyset.py, KEP-3659):
+  members labelled, the parent ConfigMap read once (GET) and written only
+  when what it records changes. With ``prune``, once every apply and wait of
+  the call succeeded, the members the call no longer applies are deleted:
+  found in the LISTs the call makes anyway (their scope widened to the
+  namespaces the parent records), plus one LIST per kind the parent records
+  that the call no longer applies. ``state: absent`` deletes every member
+  and the parent.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import ApplyFailed, run_guarded
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import CONNECTION_ARGS
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError
@@ -347,6 +356,28 @@ class Discovery:
                 return Resource(api_version, kind, names.get("plural"), spec.get("scope") != "Cluster", pending=True)
         return None
 
+    def group_kind(self, group, kind):
+        """The resource of a kind given by group only (a set's recorded
+        kinds): the group's preferred version when it serves the kind, else
+        the first other version that does; None when not served."""
+        api_versions = ["v1"]
+        if group:
+            try:
+                answer = self.client.request("discovery", "GET", f"/apis/{group}")
+            except ApiStatusError as exc:
+                if exc.status != 404:
+                    raise
+                return None
+            preferred = (answer.get("preferredVersion") or {}).get("groupVersion")
+            api_versions = [preferred] if preferred else []
+            api_versions += [v.get("groupVersion") for v in answer.get("versions") or []
+                             if v.get("groupVersion") and v.get("groupVersion") != preferred]
+        for api_version in api_versions:
+            found = self._resources(api_version).get(kind)
+            if found:
+                return Resource(api_version, kind, found["name"], found.get("namespaced", False))
+        return None
+
     def resource(self, api_version, kind, allow_pending=False):
         found = self._resources(api_version).get(kind)
         if found is not None:
@@ -422,8 +453,25 @@ class ManifestApplier:
         self.want_diff = want_diff
         self.sleep = sleep
         self.clock = clock
-        self.labels = {str(k): str(v) for k, v in (params.get("managed_labels") or {}).items()}
-        self.selector = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        managed = {str(k): str(v) for k, v in (params.get("managed_labels") or {}).items()}
+        # The LISTs select on the managed labels only: a member not labelled
+        # with its set yet (a lab built before the sets) is found and adopted.
+        self.selector = ",".join(f"{k}={v}" for k, v in sorted(managed.items()))
+        self.managed = managed
+        self.set_name = params.get("applyset") or ""
+        self.identity = applyset.set_id(self.set_name) if self.set_name else ""
+        self.labels = {**managed, applyset.PART_OF: self.identity} if self.set_name else managed
+        self.absent = params.get("state") == "absent"
+        prune = params.get("prune")
+        self.prune = bool(self.set_name) and (self.absent or (prune if prune is not None else True))
+        self.prune_crds = bool(params.get("prune_crds"))
+        self.parent = None
+        self.parents = applyset.Parents(client, managed, check_mode)
+        self.recorded_kinds, self.recorded_namespaces = set(), set()
+        self.seen = {}  # (group, kind, namespace, name) -> live object, from every LIST of the call
+        self.listed = set()  # (group, kind) listed
+        self.pruned = []
+        self.kept = []
         self.namespace = params.get("namespace") or "default"
         self.timeout = params.get("wait_timeout") or 0
         self.delay = params.get("retry_delay") if params.get("retry_delay") is not None else 5
@@ -503,6 +551,9 @@ class ManifestApplier:
             resource, namespaces = scopes.setdefault(key, (item.resource, set()))
             if resource.namespaced:
                 namespaces.add(item.namespace)
+                if self.prune:
+                    # One LIST per kind either way; it also finds members left in other namespaces.
+                    namespaces.update(self.recorded_namespaces)
 
         def one(entry):
             resource, namespaces = entry
@@ -517,8 +568,10 @@ class ManifestApplier:
             answers = [one(entry) for entry in entries]
         live = {}
         for (resource, _namespace), found in zip(entries, answers, strict=True):
+            self.listed.add((_group(resource.api_version), resource.kind))
             for (namespace, name), obj in found.items():
                 live[(resource.api_version, resource.kind, namespace, name)] = obj
+                self.seen[(_group(resource.api_version), resource.kind, namespace, name)] = obj
         for item in items:
             item.live = live.get((item.api_version, item.kind, item.namespace, item.name))
             item.reason = apply_reason(item.manifest, item.live)
@@ -679,6 +732,119 @@ class ManifestApplier:
             waited.append(row)
         return waited
 
+    # ------------------------------------------------------------ the owned set
+
+    def read_parent(self):
+        """The set's parent (one GET) and what it records."""
+        refused = self.parents.read([self.set_name])
+        if refused:
+            raise ApplyFailed(f"{refused[0]}: istio-lab will not record its set {self.set_name} there; nothing was "
+                              "written")
+        self.parent = self.parents.live[self.set_name]
+        self.recorded_kinds, self.recorded_namespaces = applyset.recorded(self.parent)
+
+    def write_parent(self, group_kinds, namespaces):
+        self.parents.write(self.set_name, group_kinds, namespaces)
+        self.parent = self.parents.live[self.set_name]
+
+    def delete_parent(self):
+        self.parents.delete(self.set_name)
+        self.parent = None
+
+    def _delete(self, path):
+        applyset.delete(self.client, path)
+
+    def _list_recorded(self):
+        """The kinds the parent records that no LIST of this call covered:
+        one LIST each (only when the set lost a kind, or on removal)."""
+        for group, kind in sorted(self.recorded_kinds - self.listed):
+            resource = self.discovery.group_kind(group, kind)
+            if resource is None:
+                continue  # no longer served: nothing of it is left
+            namespaces = set(self.recorded_namespaces) if resource.namespaced else None
+            if namespaces is not None and not namespaces:
+                continue
+            found = list_objects(self.client, resource.base, resource.plural, namespaces, kind, self.selector)
+            self.listed.add((group, kind))
+            for (namespace, name), obj in found.items():
+                self.seen[(group, kind, namespace, name)] = obj
+
+    def refuse_crds_in_use(self):
+        """`refuse_crds_in_use`: one LIST of the CRDs, then the objects of
+        those of the given groups (suffixes); fails while any is not istio-lab's."""
+        suffixes = tuple(self.params.get("refuse_crds_in_use") or ())
+        if not suffixes:
+            return
+        found = list_objects(self.client, "/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", None,
+                             CRD_KIND)
+        crds = [obj for obj in found.values()
+                if any(((obj.get("spec") or {}).get("group") or "").endswith(s) for s in suffixes)]
+        self._crds_in_use([(applyset.CRD_GROUP_KIND[0], CRD_KIND, "", crd["metadata"]["name"]) for crd in crds],
+                          {(applyset.CRD_GROUP_KIND[0], CRD_KIND, "", crd["metadata"]["name"]): crd for crd in crds})
+
+    def _crds_in_use(self, keys, objects=None):
+        """Refuse to delete a CRD whose kind still has objects istio-lab does
+        not manage (a user's): deleting the CRD would delete them too."""
+        objects = self.seen if objects is None else objects
+        busy = []
+        for key in keys:
+            if (key[0], key[1]) != applyset.CRD_GROUP_KIND:
+                continue
+            spec = (objects[key].get("spec") or {})
+            names = spec.get("names") or {}
+            versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served", True)]
+            if not versions:
+                continue
+            base = f"/apis/{spec.get('group')}/{versions[0]}"
+            try:
+                found = list_objects(self.client, base, names.get("plural"), None, names.get("kind"))
+            except ApiStatusError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            foreign = [f"{ns}/{name}" if ns else name for (ns, name), obj in sorted(found.items())
+                       if any(((obj.get("metadata") or {}).get("labels") or {}).get(k) != v
+                              for k, v in self.managed.items())]
+            if foreign:
+                busy.append(f"{key[3]} ({len(foreign)} object(s) istio-lab does not manage, e.g. "
+                            f"{', '.join(foreign[:3])})")
+        if busy:
+            raise ApplyFailed("refusing to delete CustomResourceDefinitions still in use: " + "; ".join(busy) +
+                              ". Nothing was deleted; remove those objects first, or do not ask for the CRDs "
+                              "(prune_crds, remove_crds)")
+
+    def prune_members(self, desired_keys):
+        """Delete the members the call no longer applies, in order
+        (webhooks, the rest, CRDs, namespaces); in check mode, list them."""
+        self._list_recorded()
+        delete, self.kept = applyset.prune_plan(self.seen, desired_keys, self.identity, self.prune_crds)
+        if self.prune_crds:
+            self._crds_in_use(delete)
+        by_rank = {}
+        for key in delete:
+            by_rank.setdefault(applyset.delete_rank(key[0], key[1]), []).append(key)
+        for rank in sorted(by_rank):
+            keys = by_rank[rank]
+            if not self.check_mode:
+                paths = [self._member_path(key) for key in keys]
+                with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(paths))) as pool:
+                    list(pool.map(self._delete, paths))
+            self.pruned += keys
+
+    def _member_path(self, key):
+        group, kind, namespace, name = key
+        obj = self.seen[key]
+        resource = self.discovery.resource(obj.get("apiVersion") or (f"{group}/v1" if group else "v1"), kind)
+        return resource.path(namespace, name)
+
+    def pruned_rows(self):
+        return [{"kind": key[1], "api_version": self.seen[key].get("apiVersion", ""), "namespace": key[2],
+                 "name": key[3], "action": action, "ref": applyset.ref(key)}
+                for keys, action in ((self.pruned, "deleted"), (self.kept, "kept")) for key in keys]
+
+    def set_result(self):
+        return self.parents.result(self.set_name)
+
     # ------------------------------------------------------------ the call
 
     def stage(self, items):
@@ -716,17 +882,63 @@ class ManifestApplier:
             seen[(resource.kind, namespace, name)] = obj
         return seen
 
+    def _set_unchanged(self, everything):
+        """`stop_if_changed` with a set: whether the parent already records the call's kinds."""
+        kinds = applyset.group_kinds_of(i.key for i in everything)
+        namespaces = {i.namespace for i in everything if i.namespace}
+        return self.parent is not None and kinds <= self.recorded_kinds and namespaces <= self.recorded_namespaces
+
+    def record_before(self, everything):
+        """KEP-3659: before anything new is applied, the parent records the
+        union of what it recorded and the call's kinds and namespaces, so
+        that a call failing half-way leaves no member unrecorded. Nothing is
+        written when it records them already (a re-run)."""
+        kinds = applyset.group_kinds_of(i.key for i in everything)
+        explicit = {i.namespace for i in everything if i.namespace}
+        if self.parent is not None and kinds <= self.recorded_kinds and explicit <= self.recorded_namespaces:
+            return
+        # Not resolved yet (a kind of a CRD of this call is not served yet):
+        # the well-known cluster-scoped kinds aside, an object without a
+        # namespace is taken to go to `namespace`; record_after corrects it.
+        defaulted = {self.namespace} if any(not i.namespace and i.kind not in applyset.CLUSTER_KINDS
+                                            for i in everything) else set()
+        self.write_parent(kinds | self.recorded_kinds, explicit | defaulted | self.recorded_namespaces)
+
+    def record_after(self, everything):
+        """The parent as the set now is: what the call applied, the CRDs kept,
+        and without pruning also what it recorded before."""
+        kinds = applyset.group_kinds_of(i.key for i in everything) | applyset.group_kinds_of(self.kept)
+        namespaces = {i.namespace for i in everything if i.namespace} | {k[2] for k in self.kept if k[2]}
+        if not self.prune:
+            kinds, namespaces = kinds | self.recorded_kinds, namespaces | self.recorded_namespaces
+        if self.absent and not kinds:
+            self.delete_parent()
+        else:
+            self.write_parent(kinds, namespaces)
+
     def run(self):
         main, late = self.read_input()
         everything = main + late
+        if self.absent and (not self.set_name or everything):
+            raise ApplyFailed("state=absent deletes a whole set: give applyset and no objects; nothing was written")
         crds = [i for i in everything if i.kind == CRD_KIND and _group(i.api_version) == "apiextensions.k8s.io"]
         self.discovery = Discovery(self.client, [i.manifest for i in crds])
         read = self.reads()
+        self.refuse_crds_in_use()
+        if self.set_name:
+            self.read_parent()
         if self.params.get("stop_if_changed"):
             seen = self.unchanged(everything)
+            if self.set_name and not self._set_unchanged(everything):
+                seen = None
             result = {"changed": False, "stopped": seen is None, "results": [i.row() for i in everything],
-                      "waited": [] if seen is None else self.waits(main, seen), "webhook_retries": 0, "read": read}
+                      "waited": [] if seen is None else self.waits(main, seen), "webhook_retries": 0, "read": read,
+                      "pruned": []}
+            if self.set_name:
+                result["applyset"] = self.set_result()
             return {**result, "diff": []} if self.want_diff else result
+        if self.set_name and not self.absent:
+            self.record_before(everything)
         if crds:
             self.resolve(crds)
             self.read_live(crds)
@@ -737,15 +949,26 @@ class ManifestApplier:
         # In check mode, what would only now be written cannot be waited for.
         waited = [] if self.check_mode and changed else self.waits(main)
         self.stage([i for i in late if i not in crds])
-        changed = any(i.action != "unchanged" for i in everything)
+        # Pruning only once every apply and wait of the call succeeded (a
+        # failure above raised): a half-applied stage deletes nothing.
+        if self.prune:
+            self.prune_members({i.key for i in everything})
+        if self.set_name:
+            self.record_after(everything)
+        changed = any(i.action != "unchanged" for i in everything) or bool(self.pruned) or \
+            bool(self.parents.actions)
         result = {"changed": changed, "stopped": False, "results": [i.row() for i in everything], "waited": waited,
-                  "webhook_retries": self.webhook_retries, "read": read}
+                  "webhook_retries": self.webhook_retries, "read": read, "pruned": self.pruned_rows()}
+        if self.set_name:
+            result["applyset"] = self.set_result()
         if self.want_diff:
             result["diff"] = [{"before": diff_view(i.live), "after": diff_view(i.stored),
                                "before_header": i.ref(), "after_header": i.ref()}
                               for i in everything if i.action != "unchanged"]
+            result["diff"] += [{"before": diff_view(self.seen[key]), "after": {},
+                                "before_header": applyset.ref(key) + " (pruned)", "after_header": "(deleted)"}
+                               for key in self.pruned]
         return result
-
 
 MANIFESTS_ARGS = {
     "src": {"type": "list", "elements": "path", "default": []},
@@ -785,6 +1008,11 @@ MANIFESTS_ARGS = {
         "api_version": {"type": "str"},
     }},
     "stop_if_changed": {"type": "bool", "default": False},
+    "applyset": {"type": "str"},
+    "prune": {"type": "bool"},
+    "prune_crds": {"type": "bool", "default": False},
+    "refuse_crds_in_use": {"type": "list", "elements": "str", "default": []},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "wait_timeout": {"type": "int", "default": 300},
     "retry_delay": {"type": "float", "default": 5.0},
 }
