@@ -121,3 +121,44 @@ def test_the_shared_pins_equal_the_roles_defaults():
     addons = yaml.safe_load((REPO / "roles" / "istio_addons" / "defaults" / "main.yml").read_text())
     assert shared["metallb_version"] == metallb["metallb_version"]
     assert shared["istio_addons_enabled"] == addons["istio_addons_enabled"]
+
+
+def test_the_status_page_rows_carry_the_recorded_versions():
+    spec = importlib.util.spec_from_file_location("classroom_filter", REPO / "plugins" / "filter" / "classroom.py")
+    classroom = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(classroom)
+    versions = recorded("1.30.3", "0.16.1", revisions="1-30-3")
+    rows = classroom.status_rows([
+        {"student": "s1", "built": True, "routes": [],
+         "probe": {"reachable": True, "platform_problems": [], "versions": versions}},
+        {"student": "s2", "built": True, "routes": [], "probe": {"reachable": False, "error": "refused"}},
+    ])
+    assert rows[0]["versions"] == {"istio_version": "1.30.3", "istio_revisions": ["1-30-3"],
+                                   "metallb_version": "0.16.1", "addons": ["prometheus", "grafana", "kiali", "zipkin"],
+                                   "updated_at": ""}
+    assert rows[1]["versions"] == {}
+
+
+def test_the_istioctl_double_names_a_revisions_objects_as_istioctl_does():
+    import importlib.machinery
+
+    loader = importlib.machinery.SourceFileLoader("istioctl_double_rev", str(REPO / "tests" / "bin" / "istioctl"))
+    spec = importlib.util.spec_from_loader("istioctl_double_rev", loader)
+    double = importlib.util.module_from_spec(spec)
+    loader.exec_module(double)
+    operator = {"profile": "demo", "tag": "1.30.3",
+                "components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": True}]}}
+    objects, _ = double.demo_objects(operator, "1-30-3")
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert {("Deployment", "istiod-1-30-3"), ("Service", "istiod-1-30-3"), ("ConfigMap", "istio-1-30-3"),
+            ("MutatingWebhookConfiguration", "istio-sidecar-injector-1-30-3"),
+            ("Deployment", "istio-ingressgateway")} <= names
+    assert all(o["metadata"].get("labels", {}).get("istio.io/rev") == "1-30-3" for o in objects
+               if o["kind"] != "Namespace")
+    webhook = next(o for o in objects if o["kind"] == "MutatingWebhookConfiguration")
+    assert webhook["webhooks"][0]["namespaceSelector"] == {"matchLabels": {"istio.io/rev": "1-30-3"}}
+    default, _ = double.demo_objects(operator)
+    assert {("Deployment", "istiod"), ("MutatingWebhookConfiguration", "istio-sidecar-injector")} <= \
+        {(o["kind"], o["metadata"]["name"]) for o in default}
+    with pytest.raises(double.Refused):
+        double.check_revision("1.30.3")
