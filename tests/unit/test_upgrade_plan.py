@@ -123,20 +123,21 @@ def test_the_shared_pins_equal_the_roles_defaults():
     assert shared["istio_addons_enabled"] == addons["istio_addons_enabled"]
 
 
-def test_the_status_page_rows_carry_the_recorded_versions():
+def test_the_status_page_reads_the_record_the_upgrade_writes():
+    """The writer (lab_record_manifest) and the status page's reader (classroom.platform_versions) agree."""
     spec = importlib.util.spec_from_file_location("classroom_filter", REPO / "plugins" / "filter" / "classroom.py")
     classroom = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(classroom)
-    versions = recorded("1.30.3", "0.16.1", revisions="1-30-3")
-    rows = classroom.status_rows([
-        {"student": "s1", "built": True, "routes": [],
-         "probe": {"reachable": True, "platform_problems": [], "versions": versions}},
-        {"student": "s2", "built": True, "routes": [], "probe": {"reachable": False, "error": "refused"}},
-    ])
-    assert rows[0]["versions"] == {"istio_version": "1.30.3", "istio_revisions": ["1-30-3"],
-                                   "metallb_version": "0.16.1", "addons": ["prometheus", "grafana", "kiali", "zipkin"],
-                                   "updated_at": ""}
-    assert rows[1]["versions"] == {}
+    record = upgrade.lab_record_manifest(
+        recorded(), {**PINS, "istio_revisions": ["1-30-3"], "tooling": "istio-lab/1.0.0"}, "2026-12-03T15:00:00Z",
+        steps=[{"step": "istio", "from": "1.29.6", "to": "1.30.3", "result": "ok"}])
+    wanted = [{"namespace": record["metadata"]["namespace"], "name": record["metadata"]["name"]},
+              {"namespace": "istio-system", "name": "istio-lab-install"}]
+    versions = classroom.platform_versions([record, None], wanted)
+    assert versions == {"source": "record", "istio": "1.30.3", "istio_revisions": "1-30-3", "metallb": "0.16.1",
+                        "addons": "prometheus,grafana,kiali,zipkin", "tooling": "istio-lab/1.0.0",
+                        "updated_at": "2026-12-03T15:00:00Z"}
+    assert classroom.platform_versions([None, None], wanted)["source"] == ""
 
 
 def test_the_istioctl_double_names_a_revisions_objects_as_istioctl_does():
