@@ -5,15 +5,20 @@ fixture's API."""
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import os
 import re
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from tests.conftest import KubeTarget, shared_path
+from tests.kube_double import KubeDouble
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -106,6 +111,8 @@ def run_playbook(playbook, kube=None, extra_vars=None, check=False, diff=False, 
 
 
 ISTIOCTL_DOUBLE = REPO / "tests" / "bin" / "istioctl"
+# The previous releases (../shared) a lab is built on before an upgrade to the pins (docs/upgrade.md).
+OLD = {"istio_version": "1.29.6", "metallb_version": "0.15.3"}
 
 
 def platform_vars(upstream: Path, workdir: Path, pool: str, ingress_ip: str, **overrides) -> dict:
@@ -124,6 +131,42 @@ def platform_vars(upstream: Path, workdir: Path, pool: str, ingress_ip: str, **o
         "lab_wait_timeout": 60,
         **overrides,
     }
+
+
+def releases(workdir: Path) -> Path:
+    """<workdir>/releases/istio-X/bin/istioctl for the previous and the pinned Istio: the istioctl double,
+    claiming X (as an extracted release's bin/istioctl does)."""
+    for version in (OLD["istio_version"], "1.30.3"):
+        binary = workdir / "releases" / f"istio-{version}" / "bin" / "istioctl"
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        if not binary.exists():
+            binary.symlink_to(ISTIOCTL_DOUBLE)
+    return workdir / "releases"
+
+
+def versioned_sources(upstream: Path, workdir: Path) -> dict:
+    """Every release source named after its version ({{ istio_version }}, {{ metallb_version }}), as the
+    defaults are, so that an upgrade's rollback finds the previous release."""
+    return {
+        "istio_istioctl_path": "",
+        "istio_release_src": f"{releases(workdir)}/istio-{{{{ istio_version }}}}",
+        "istio_addons_src": f"{upstream}/istio-{{{{ istio_version }}}}/addons",
+        "metallb_manifest_src": f"{upstream}/metallb-{{{{ metallb_version }}}}/metallb-native.yaml",
+    }
+
+
+def record(kube) -> dict:
+    """The platform record (ConfigMap istio-lab/istio-lab-record) of the lab behind `kube`."""
+    config_map = kube.get("v1", "ConfigMap", "istio-lab-record", "istio-lab")
+    assert config_map is not None, "no platform record"
+    return config_map["data"]
+
+
+def image(kube, name, namespace="istio-system") -> str:
+    """The first container's image of Deployment namespace/name."""
+    deployment = kube.get("apps/v1", "Deployment", name, namespace)
+    assert deployment is not None, f"Deployment {namespace}/{name} missing"
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def run_module(name: str, args: dict, kube=None, check=False, diff=False, timeout=300) -> dict:
@@ -169,3 +212,116 @@ def documented_options(module: str) -> dict:
         fragment = fragment.removeprefix("istio_lab.lab.")  # the collection's own fragments, by FQCN
         options.update(_documentation(REPO / "plugins" / "doc_fragments" / f"{fragment}.py")["options"])
     return options
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Classroom:
+    """The doubles, Envoy stand-ins, generated inventory and output folders of one class: one API double per
+    student, except `unreachable` (a kubeconfig to a port nothing listens on: the student's API is down)."""
+
+    def __init__(self, root: Path, students: list[str], unreachable: str | None = None,
+                 address_range: str = "127.20.0.0/22"):
+        self.root = root
+        self.students = list(students)
+        self.unreachable = unreachable
+        self.address_range = address_range  # the address plan gives each lab a MetalLB pool and an ingress IP in it
+        self.doubles: dict[str, KubeDouble] = {}
+        self.targets: dict[str, KubeTarget] = {}
+        self.envoys: list = []
+        self.kubeconfigs = {s: root / "kubeconfigs" / f"{s}.yaml" for s in self.students}
+        self.unreachable_port = free_port()
+        self.inventory = root / "inventory"
+        self.handouts = root / "handouts"
+        self.status = root / "status"
+        self.reports = root / "artifacts"
+        self.retry_dir = root / "retry"
+        self.env = {"TMPDIR": str(root / "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "1",
+                    "ANSIBLE_RETRY_FILES_SAVE_PATH": str(self.retry_dir)}
+        (root / "tmp").mkdir()
+        (root / "kubeconfigs").mkdir()
+
+    @staticmethod
+    def _crds() -> Path:
+        crds = shared_path() / "crds" / "istio-1.30.3-crds.yaml"
+        if not crds.is_file():
+            import pytest
+
+            pytest.skip(f"Istio CRDs not found at {crds}")
+        return crds
+
+    def start(self):
+        crds = self._crds()
+        for student in self.students:
+            if student == self.unreachable:
+                # Nothing listens on this port: the student's API is down.
+                KubeDouble(port=self.unreachable_port).write_kubeconfig(self.kubeconfigs[student])
+                continue
+            self._start_double(student, KubeDouble(crds=[crds]).start())
+        return self
+
+    def _start_double(self, student: str, double: KubeDouble):
+        self.doubles[student] = double
+        double.write_kubeconfig(self.kubeconfigs[student])
+        workdir = self.root / "clients" / student
+        workdir.mkdir(parents=True)
+        self.targets[student] = KubeTarget(str(self.kubeconfigs[student]), "double", double, double, workdir)
+
+    def revive_unreachable(self):
+        double = KubeDouble(crds=[self._crds()], port=self.unreachable_port).start()
+        self.doubles[self.unreachable] = double
+        workdir = self.root / "clients" / self.unreachable
+        workdir.mkdir(parents=True)
+        self.targets[self.unreachable] = KubeTarget(str(self.kubeconfigs[self.unreachable]), "double", double,
+                                                    double, workdir)
+
+    def generate_inventory(self):
+        roster = self.root / "roster.csv"
+        with roster.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "name", "kubeconfig", "context", "machines"])
+            for n, student in enumerate(self.students, 1):
+                writer.writerow([student, f"Student Number{n}", str(self.kubeconfigs[student]), "", ""])
+        result = run_playbook("playbooks/classroom-inventory.yml", env=self.env, extra_vars={
+            "classroom_inventory_roster": str(roster), "classroom_inventory_dir": str(self.inventory),
+            "classroom_inventory_address_ranges": self.address_range, "classroom_inventory_domain": "lab.test"})
+        assert result.rc == 0, result
+        self.hostvars = yaml.safe_load((self.inventory / "hosts.yml").read_text())["all"]["children"]["labs"]["hosts"]
+
+    def start_envoys(self, make_envoy=None):
+        """One Envoy stand-in per student, on the student's own ingress IP, same port for all;
+        `make_envoy(student, address, port)` builds it (default: every host answers 200)."""
+        from tests.verify_envoy import EnvoyLikeServer
+
+        self.envoy_port = free_port()
+        for student in self.students:
+            address = self.hostvars[student]["lab_ingress_ip"]
+            envoy = make_envoy(student, address, self.envoy_port) if make_envoy else \
+                EnvoyLikeServer(address, self.envoy_port, routes={"*": 200})
+            self.envoys.append(envoy.start())
+
+    def extra_vars(self, **more):
+        platform = platform_vars(shared_path() / "upstream", self.root, "", "")
+        # The address plan in the inventory sets each lab's pool and ingress IP.
+        del platform["metallb_address_range"], platform["lab_ingress_ip"]
+        return {
+            **platform,
+            "lab_enabled_chapters": ["1"],
+            "lab_verify_ingress_ip": "{{ lab_ingress_ip }}",
+            "lab_verify_http_port": self.envoy_port,
+            "lab_verify_retries": 0,
+            "lab_verify_report_dir": str(self.reports),
+            "classroom_handout_dir": str(self.handouts),
+            "classroom_status_dir": str(self.status),
+            **more,
+        }
+
+    def stop(self):
+        for envoy in self.envoys:
+            envoy.stop()
+        for double in self.doubles.values():
+            double.stop()

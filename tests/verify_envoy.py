@@ -203,6 +203,26 @@ class EnvoyLikeServer:
         self.stop()
 
 
+
+class UpgradeEnvoy(EnvoyLikeServer):
+    """The ingress gateway's Envoy stand-in for a lab with chapters 1-6 routed for `domain`, during an
+    upgrade: with `broken_on` (an image tag), every host answers 503 while the lab's (`kube`) ingress gateway
+    Deployment runs that tag (a new release whose gateway does not route)."""
+
+    def __init__(self, kube, broken_on=None, address="127.0.0.1", port=0, domain="kubernets.cn", **kwargs):
+        super().__init__(address, port, {**chapter_answers(domain),
+                                         f"tomcat.{domain}": Answer(split={"v1": 90, "v2": 10})}, **kwargs)
+        self.kube, self.broken_on = kube, broken_on
+
+    def answer_for(self, host_header):
+        if self.broken_on:
+            gateway = self.kube.get("apps/v1", "Deployment", "istio-ingressgateway", "istio-system")
+            image = gateway["spec"]["template"]["spec"]["containers"][0]["image"] if gateway else ""
+            if image.endswith(f":{self.broken_on}"):
+                return Answer(503, body="no healthy upstream")
+        return super().answer_for(host_header)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Answer like the Istio ingress gateway on a loopback address.")
     parser.add_argument("--address", default="127.0.0.1")

@@ -17,21 +17,15 @@ test, which does run against a real cluster, is in test_classroom_tenant.py.
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import os
 import re
-import socket
 import stat
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import KubeTarget, shared_path
-from tests.helpers import platform_vars, run_playbook
-from tests.kube_double import KubeDouble
-from tests.verify_envoy import EnvoyLikeServer
+from tests.helpers import Classroom, run_playbook
 
 pytestmark = [pytest.mark.api, pytest.mark.slow]
 
@@ -48,108 +42,9 @@ if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
     pytest.skip("the classroom test needs 30 clusters: API doubles only", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Classroom:
-    """The doubles, Envoy stand-ins, generated inventory and output folders of one class."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.doubles: dict[str, KubeDouble] = {}
-        self.targets: dict[str, KubeTarget] = {}
-        self.envoys: list[EnvoyLikeServer] = []
-        self.kubeconfigs = {s: root / "kubeconfigs" / f"{s}.yaml" for s in STUDENTS}
-        self.unreachable_port = free_port()
-        self.inventory = root / "inventory"
-        self.handouts = root / "handouts"
-        self.status = root / "status"
-        self.reports = root / "artifacts"
-        self.retry_dir = root / "retry"
-        self.env = {"TMPDIR": str(root / "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "1",
-                    "ANSIBLE_RETRY_FILES_SAVE_PATH": str(self.retry_dir)}
-        (root / "tmp").mkdir()
-        (root / "kubeconfigs").mkdir()
-
-    def start(self):
-        crds = shared_path() / "crds" / "istio-1.30.3-crds.yaml"
-        if not crds.is_file():
-            pytest.skip(f"Istio CRDs not found at {crds}")
-        for student in STUDENTS:
-            if student == UNREACHABLE:
-                self._write_unreachable_kubeconfig()
-                continue
-            double = KubeDouble(crds=[crds]).start()
-            self.doubles[student] = double
-            double.write_kubeconfig(self.kubeconfigs[student])
-            workdir = self.root / "clients" / student
-            workdir.mkdir(parents=True)
-            self.targets[student] = KubeTarget(str(self.kubeconfigs[student]), "double", double, double, workdir)
-        return self
-
-    def _write_unreachable_kubeconfig(self):
-        # Nothing listens on this port: the student's API is down.
-        unreachable = KubeDouble(port=self.unreachable_port)
-        unreachable.write_kubeconfig(self.kubeconfigs[UNREACHABLE])
-
-    def revive_unreachable(self):
-        crds = shared_path() / "crds" / "istio-1.30.3-crds.yaml"
-        double = KubeDouble(crds=[crds], port=self.unreachable_port).start()
-        self.doubles[UNREACHABLE] = double
-        workdir = self.root / "clients" / UNREACHABLE
-        workdir.mkdir(parents=True)
-        self.targets[UNREACHABLE] = KubeTarget(str(self.kubeconfigs[UNREACHABLE]), "double", double, double,
-                                               workdir)
-
-    def generate_inventory(self):
-        roster = self.root / "roster.csv"
-        with roster.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "name", "kubeconfig", "context", "machines"])
-            for n, student in enumerate(STUDENTS, 1):
-                writer.writerow([student, f"Student Number{n}", str(self.kubeconfigs[student]), "", ""])
-        result = run_playbook("playbooks/classroom-inventory.yml", env=self.env, extra_vars={
-            "classroom_inventory_roster": str(roster), "classroom_inventory_dir": str(self.inventory),
-            "classroom_inventory_address_ranges": ADDRESS_RANGE, "classroom_inventory_domain": "lab.test"})
-        assert result.rc == 0, result
-        self.hostvars = yaml.safe_load((self.inventory / "hosts.yml").read_text())["all"]["children"]["labs"]["hosts"]
-
-    def start_envoys(self):
-        """One Envoy stand-in per student, on the student's own ingress IP, same port for all."""
-        self.envoy_port = free_port()
-        for student in STUDENTS:
-            envoy = EnvoyLikeServer(self.hostvars[student]["lab_ingress_ip"], self.envoy_port, routes={"*": 200})
-            self.envoys.append(envoy.start())
-
-    def extra_vars(self, **more):
-        platform = platform_vars(shared_path() / "upstream", self.root, "", "")
-        # The address plan in the inventory sets each lab's pool and ingress IP.
-        del platform["metallb_address_range"], platform["lab_ingress_ip"]
-        return {
-            **platform,
-            "lab_enabled_chapters": ["1"],
-            "lab_verify_ingress_ip": "{{ lab_ingress_ip }}",
-            "lab_verify_http_port": self.envoy_port,
-            "lab_verify_retries": 0,
-            "lab_verify_report_dir": str(self.reports),
-            "classroom_handout_dir": str(self.handouts),
-            "classroom_status_dir": str(self.status),
-            **more,
-        }
-
-    def stop(self):
-        for envoy in self.envoys:
-            envoy.stop()
-        for double in self.doubles.values():
-            double.stop()
-
-
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory):
-    room = Classroom(tmp_path_factory.mktemp("classroom")).start()
+    room = Classroom(tmp_path_factory.mktemp("classroom"), STUDENTS, UNREACHABLE, ADDRESS_RANGE).start()
     try:
         room.generate_inventory()
         room.start_envoys()

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import shared_path
-from tests.helpers import REPO, platform_vars, run_playbook
+from tests.helpers import REPO, free_port, platform_vars, run_playbook
 from tests.kube_double import KubeDouble
 from tests.verify_envoy import EnvoyLikeServer
 
@@ -40,14 +40,6 @@ ARTIFACTS = Path(os.environ.get("ISTIO_LAB_TEST_ARTIFACTS") or REPO / "artifacts
 
 if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
     pytest.skip("the live page test needs one cluster per lab: API doubles only", allow_module_level=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

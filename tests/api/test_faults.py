@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -44,7 +43,7 @@ from tests.api.test_site import (
     site,
 )
 from tests.conftest import KubeTarget
-from tests.helpers import platform_vars, run_playbook
+from tests.helpers import free_port, platform_vars, run_playbook
 from tests.kube_double import KubeDouble
 from tests.kube_double.faults import FAULTS, FaultProxy
 from tests.verify_envoy import EnvoyLikeServer
@@ -186,12 +185,6 @@ CLASS = ["ana", "ben", "cai"]
 ADDRESS_RANGE = "127.21.0.0/22"  # the address plan's loopback range for this class
 PLATFORM = [("metallb-system", "controller"), ("istio-system", "istiod"), ("istio-system", "istio-ingressgateway"),
             ("istio-system", "istio-egressgateway"), ("istio-system", "grafana"), ("microservice", "tomcat")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_classroom_of_three_labs_converges_through_faults(shared_dir, tmp_path):

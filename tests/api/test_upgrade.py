@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import platform_vars, run_playbook
-from tests.verify_envoy import Answer, EnvoyLikeServer, chapter_answers
+from tests.helpers import OLD, image, platform_vars, record, run_playbook, versioned_sources
+from tests.verify_envoy import Answer, UpgradeEnvoy
 
 pytestmark = pytest.mark.api
 
@@ -34,51 +34,14 @@ POOL = "127.243.0.10-127.243.0.20"
 INGRESS_IP = "127.243.0.10"
 ENVOY_ADDRESS = "127.243.1.1"
 EXTERNAL = "external.example"
-OLD = {"istio_version": "1.29.6", "metallb_version": "0.15.3"}
-ISTIOCTL_DOUBLE = Path(__file__).resolve().parents[1] / "bin" / "istioctl"
 CHAPTER_NAMESPACES = ("microservice", "egress", "istio-system")
 ISTIO_KINDS = ("Gateway", "VirtualService", "DestinationRule", "ServiceEntry")
 
 
-class UpgradeEnvoy(EnvoyLikeServer):
-    """The ingress gateway's Envoy stand-in; `broken_on` (an image tag): every
-    host answers 503 while the ingress gateway Deployment runs that tag (a new
-    release whose gateway does not route)."""
-
-    def __init__(self, kube, broken_on=None, **kwargs):
-        super().__init__(ENVOY_ADDRESS, 0, {**chapter_answers(DOMAIN),
-                                            f"tomcat.{DOMAIN}": Answer(split={"v1": 90, "v2": 10})}, **kwargs)
-        self.kube, self.broken_on = kube, broken_on
-
-    def answer_for(self, host_header):
-        if self.broken_on:
-            gateway = self.kube.get("apps/v1", "Deployment", "istio-ingressgateway", "istio-system")
-            image = gateway["spec"]["template"]["spec"]["containers"][0]["image"] if gateway else ""
-            if image.endswith(f":{self.broken_on}"):
-                return Answer(503, body="no healthy upstream")
-        return super().answer_for(host_header)
-
-
-def releases(tmp_path: Path) -> Path:
-    """<tmp>/releases/istio-X/bin/istioctl for both versions: the istioctl double, claiming X."""
-    for version in ("1.29.6", "1.30.3"):
-        binary = tmp_path / "releases" / f"istio-{version}" / "bin" / "istioctl"
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        if not binary.exists():
-            binary.symlink_to(ISTIOCTL_DOUBLE)
-    return tmp_path / "releases"
-
-
 def lab_vars(shared_dir: Path, tmp_path: Path, envoy, chapters=("1", "2", "3", "4", "5", "6"), **overrides) -> dict:
-    """Every source named after its version ({{ istio_version }}, {{ metallb_version }}), as the defaults are,
-    so that a rollback finds the previous release."""
     upstream = shared_dir / "upstream"
     return platform_vars(
-        upstream, tmp_path, POOL, INGRESS_IP, cluster_provider="existing",
-        istio_istioctl_path="",
-        istio_release_src=f"{releases(tmp_path)}/istio-{{{{ istio_version }}}}",
-        istio_addons_src=f"{upstream}/istio-{{{{ istio_version }}}}/addons",
-        metallb_manifest_src=f"{upstream}/metallb-{{{{ metallb_version }}}}/metallb-native.yaml",
+        upstream, tmp_path, POOL, INGRESS_IP, cluster_provider="existing", **versioned_sources(upstream, tmp_path),
         istio_addons_grafana_admin_password="s3cret-grafana",
         lab_verify_report_dir=str(tmp_path / "artifacts"), lab_verify_retries=0,
         lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port,
@@ -100,18 +63,6 @@ def changed_tasks(stdout: str) -> list[str]:
         elif line.startswith("changed:") and task and task not in names:
             names.append(task)
     return names
-
-
-def record(kube) -> dict:
-    config_map = kube.get("v1", "ConfigMap", "istio-lab-record", "istio-lab")
-    assert config_map is not None, "no platform record"
-    return config_map["data"]
-
-
-def image(kube, name, namespace="istio-system") -> str:
-    deployment = kube.get("apps/v1", "Deployment", name, namespace)
-    assert deployment is not None, f"Deployment {namespace}/{name} missing"
-    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def upstream_image(path: Path, deployment: str) -> str:
@@ -141,7 +92,7 @@ def mutating_webhooks(kube) -> set:
 
 def test_upgrade_moves_a_lab_from_the_previous_releases_to_the_pins(kube, shared_dir, tmp_path):
     kube.require_double("builds MetalLB with a loopback pool and Istio through the istioctl test double")
-    with UpgradeEnvoy(kube) as envoy:
+    with UpgradeEnvoy(kube, address=ENVOY_ADDRESS, domain=DOMAIN) as envoy:
         values = lab_vars(shared_dir, tmp_path, envoy)
         build_old_lab(kube, values)
         assert image(kube, "istiod") == "docker.io/istio/pilot:1.29.6"
@@ -216,7 +167,7 @@ def test_upgrade_moves_a_lab_from_the_previous_releases_to_the_pins(kube, shared
 
 def test_a_failing_gate_after_the_istio_step_rolls_back_to_the_previous_release(kube, shared_dir, tmp_path):
     kube.require_double("builds MetalLB with a loopback pool and Istio through the istioctl test double")
-    with UpgradeEnvoy(kube, broken_on="1.30.3") as envoy:
+    with UpgradeEnvoy(kube, broken_on="1.30.3", address=ENVOY_ADDRESS, domain=DOMAIN) as envoy:
         values = lab_vars(shared_dir, tmp_path, envoy, chapters=("1", "2", "3", "4"))
         build_old_lab(kube, values)
         chapters_before = chapter_state(kube)
@@ -256,7 +207,7 @@ def test_a_failing_gate_after_the_istio_step_rolls_back_to_the_previous_release(
 def test_the_precheck_refuses_before_any_write(case, kube, shared_dir, tmp_path, monkeypatch):
     double = kube.require_double("builds MetalLB with a loopback pool and Istio through the istioctl test double")
     broken = {f"grafana-istio.{DOMAIN}": 503} if case == "failing_lab" else {}
-    with UpgradeEnvoy(kube) as envoy:
+    with UpgradeEnvoy(kube, address=ENVOY_ADDRESS, domain=DOMAIN) as envoy:
         values = lab_vars(shared_dir, tmp_path, envoy, chapters=("1", "2", "3"))
         build_old_lab(kube, values)
         pins = {"downgrade": {"istio_version": "1.29.5"}, "three_minors": {"istio_version": "1.32.0"}}.get(case, {})
