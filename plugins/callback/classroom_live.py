@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The classroom's live page: every lab's progress, written while the playbook runs."""
 
 from __future__ import annotations
