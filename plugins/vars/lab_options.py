@@ -27,7 +27,7 @@ from pathlib import Path
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.validation import check_type_bool, check_type_int
 from ansible.plugins.vars import BaseVarsPlugin
-from ansible.utils.vars import load_extra_vars
+from ansible.utils import vars as core_vars  # ansible-core's, not the ansible.utils collection
 
 try:
     import yaml
@@ -74,7 +74,7 @@ class VarsModule(BaseVarsPlugin):
         super().get_vars(loader, path, entities)
         if not VarsModule._checked:
             VarsModule._checked = True
-            errors = option_errors(load_extra_vars(loader), typed_options())
+            errors = option_errors(core_vars.load_extra_vars(loader), typed_options())
             if errors:
                 raise AnsibleError("Invalid option(s) on the command line, nothing was run: " + "; ".join(errors))
         return {}

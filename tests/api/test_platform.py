@@ -169,7 +169,10 @@ def written(requests: list[dict]) -> set[tuple]:
 # GETs a re-run still makes besides the preflight's: the waits for what the
 # stage did not write itself (MetalLB's webhook Endpoints; Istio's record,
 # its control plane and the ingress Service's address), and the parent of
-# the stage's owned set (issue 20, docs/applysets.md).
+# the stage's owned set (issue 20, docs/applysets.md). Every stage run alone
+# also reads the platform record and Istio's install record (docs/upgrade.md):
+# the pins checked against it, the namespaces' injection label from it.
+RECORD_GETS = {("configmaps", "istio-lab-record"), ("configmaps", "istio-lab-install")}
 STAGE_GETS = {
     "metallb": {("endpoints", "metallb-webhook-service"), ("deployments", "controller"),
                 ("configmaps", "applyset-metallb")},
@@ -192,7 +195,8 @@ def test_a_rerun_sends_no_write(platform, name):
     requests = platform["second_requests"][name]
     gets = {(r["resource"], r["name"]) for r in requests if r.get("verb") == "get" and not r.get("discovery")}
     assert [r for r in requests if r.get("verb") == "list"], name
-    assert gets <= {("namespaces", "kube-system"), ("configmaps", "kube-proxy"), ("nodes", None)} | STAGE_GETS[name], \
+    assert gets <= {("namespaces", "kube-system"), ("configmaps", "kube-proxy"), ("nodes", None)} | RECORD_GETS \
+        | STAGE_GETS[name], \
         (name, gets)
 
 

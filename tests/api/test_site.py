@@ -225,11 +225,12 @@ def test_site_builds_the_contract_lab_and_a_rerun_changes_nothing(kube, shared_d
         assert writes == [], writes
         assert [r for r in kube.requests(mark) if r.get("verb") in WRITE_VERBS] == []  # no dry run either
         # The owned sets (issue 20) cost one read of each parent on a rerun, and no LIST of their own:
-        # the parents of MetalLB, the addons and the apps by GET, the chapters' by one LIST.
+        # the parents of MetalLB, the addons and the apps by GET, the chapters' by one LIST; and the
+        # platform record (namespace istio-lab too) is read once, where the pins are checked against it.
         parent_reads = sorted((r["verb"], r.get("name") or "") for r in kube.requests(mark)
                               if r.get("namespace") == "istio-lab")
         assert parent_reads == [("get", "applyset-addons"), ("get", "applyset-apps"), ("get", "applyset-metallb"),
-                                ("list", "")], parent_reads
+                                ("get", "istio-lab-record"), ("list", "")], parent_reads
 
     # The verification stage probed every chapter's route through the stand-in and wrote its report.
     report = json.loads((tmp_path / "artifacts" / "lab" / "verify.json").read_text())
