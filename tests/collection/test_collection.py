@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -266,7 +267,9 @@ def test_a_collection_playbook_runs_by_fqcn_with_an_inventory_of_ones_own(kube, 
     assert first.returncode == 0 and first.failed == 0, show(first)
     assert first.changed == 1, show(first)
     gateway = kube.get(ISTIO, "Gateway", "ingressgateway80", "microservice")
-    assert gateway["metadata"]["labels"] == {MANAGED[0]: MANAGED[1], "istio-lab.io/chapter": "1"}
+    # A chapter's routes are its owned set chapter-<id> (issue 20, docs/applysets.md).
+    assert gateway["metadata"]["labels"] == {MANAGED[0]: MANAGED[1], "istio-lab.io/chapter": "1",
+                                             applyset.PART_OF: applyset.set_id("chapter-1")}
     assert kube.get(ISTIO, "VirtualService", "tomcat-virtualservice", "microservice")
     mark = kube.mark()
     again = playbook([f"{FQCN}.routes", "-i", inventory, *chapter_1], collections, outside, kube)
