@@ -15,7 +15,7 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import verify as _verify
-from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.verify import (  # noqa: F401 -- re-exported
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.verify import (  # noqa: F401 -- re-exported  # pylint: disable=unused-import
     _chapter_ids,
     lab_unknown_chapters,
     lab_verify_add_splits,

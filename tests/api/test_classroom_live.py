@@ -124,13 +124,13 @@ def screenshot(driver, name):
 
 
 def page_rows(driver):
-    """{lab: {state, text, cells}} as the browser shows the table."""
-    rows = {}
-    for row in driver.find_elements("css selector", "#rows tr"):
-        cells = [cell.text for cell in row.find_elements("css selector", "td")]
-        rows[row.get_attribute("id").removeprefix("lab-")] = {"state": row.get_attribute("data-state"),
-                                                              "cells": cells}
-    return rows
+    """{lab: {state, text, cells}} as the browser shows the table, read in one script: the page
+    re-renders its rows every 2 s, so elements found one call earlier may be gone."""
+    found = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#rows tr')).map(row => ["
+        "row.id, row.getAttribute('data-state'), Array.from(row.querySelectorAll('td')).map(td => td.innerText)]);")
+    return {row_id.removeprefix("lab-"): {"state": state, "cells": [cell.strip() for cell in cells]}
+            for row_id, state, cells in found}
 
 
 def wait_for(predicate, timeout, message):

@@ -970,6 +970,7 @@ class ManifestApplier:
                                for key in self.pruned]
         return result
 
+
 MANIFESTS_ARGS = {
     "src": {"type": "list", "elements": "path", "default": []},
     "image_mirror": {"type": "str", "default": ""},
