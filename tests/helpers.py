@@ -325,3 +325,14 @@ class Classroom:
             envoy.stop()
         for double in self.doubles.values():
             double.stop()
+
+
+def changed_tasks(stdout: str) -> list[str]:
+    """Names of the tasks that reported `changed` in a play's output."""
+    names, task = [], None
+    for line in stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line[len("TASK ["):line.rindex("]")]
+        elif line.startswith("changed:") and task and task not in names:
+            names.append(task)
+    return names

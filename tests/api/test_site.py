@@ -23,7 +23,7 @@ import pytest
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.applyset import PART_OF, set_id
 
 from tests.conftest import WRITE_VERBS
-from tests.helpers import platform_vars, run_playbook
+from tests.helpers import changed_tasks, platform_vars, run_playbook
 from tests.verify_envoy import EnvoyLikeServer, chapter_answers
 
 pytestmark = pytest.mark.api
@@ -87,17 +87,6 @@ def resource_versions(kube) -> dict:
 def stored_revision(kube) -> str:
     """The API server's current revision (a list's resourceVersion): moves with every stored write."""
     return kube.resource("v1", "Namespace").get().metadata.resourceVersion
-
-
-def changed_tasks(stdout: str) -> list[str]:
-    """Names of the tasks that reported `changed` in a play's output."""
-    names, task = [], None
-    for line in stdout.splitlines():
-        if line.startswith("TASK ["):
-            task = line[len("TASK ["):line.rindex("]")]
-        elif line.startswith("changed:") and task and task not in names:
-            names.append(task)
-    return names
 
 
 # ------------------------------------------------------------------ the contract, as the course shows it

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import OLD, image, platform_vars, record, run_playbook, versioned_sources
+from tests.helpers import OLD, changed_tasks, image, platform_vars, record, run_playbook, versioned_sources
 from tests.verify_envoy import Answer, UpgradeEnvoy
 
 pytestmark = pytest.mark.api
@@ -53,16 +53,6 @@ def build_old_lab(kube, values):
     result = run_playbook("site.yml", kube=kube, extra_vars={**values, **OLD})
     assert result.rc == 0 and result.failed == 0, str(result)
     return result
-
-
-def changed_tasks(stdout: str) -> list[str]:
-    names, task = [], None
-    for line in stdout.splitlines():
-        if line.startswith("TASK ["):
-            task = line[len("TASK ["):line.rindex("]")]
-        elif line.startswith("changed:") and task and task not in names:
-            names.append(task)
-    return names
 
 
 def upstream_image(path: Path, deployment: str) -> str:
