@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 import yaml
 from ansible.errors import AnsibleFilterError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.record import parse_record
 
 DEFAULT_SUBNET = "default"
 # Resolved by Ansible when it reads the generated inventory: next to hosts.yml.
@@ -362,25 +363,22 @@ def platform_versions(objects, records):
 
     records: [platform record, Istio install record] as {namespace, name}: the ConfigMaps istio-lab/istio-lab-record
     (site.yml and upgrade.yml write it) and istio-system/istio-lab-install (the Istio role's, the fallback for a lab
-    built before the record existed). Returns {source, istio, istio_revisions, metallb, addons, tooling, updated_at}:
-    source is `record`, `install` (Istio's version only) or `` (neither found); a value the source lacks is ``.
+    built before the record existed). Returns {source, istio, istio_revisions, metallb, addons, tooling, updated_at}
+    as text: source is `record`, `install` (Istio's version only) or `` (neither found); a value the source lacks is
+    ``. The record is parsed as the upgrade parses it (module_utils/istio_lab/record.py).
     """
     found = {}
     for item in objects or []:
         if isinstance(item, dict) and item.get("kind", "ConfigMap") == "ConfigMap":
             meta = item.get("metadata") or {}
-            found[(meta.get("namespace"), meta.get("name"))] = item.get("data") or {}
+            found[(meta.get("namespace"), meta.get("name"))] = item
     record, install = ((found.get((wanted["namespace"], wanted["name"])) if wanted else None)
                        for wanted in (list(records or []) + [None, None])[:2])
-    versions = dict.fromkeys(("source", "istio", "istio_revisions", "metallb", "addons", "tooling", "updated_at"), "")
-    if record is not None:
-        versions.update(source="record", istio=record.get("istio_version", ""),
-                        istio_revisions=record.get("istio_revisions", ""), metallb=record.get("metallb_version", ""),
-                        addons=record.get("addons", ""), tooling=record.get("tooling", ""),
-                        updated_at=record.get("updated_at", ""))
-    elif install is not None:
-        versions.update(source="install", istio=install.get("version", ""))
-    return {key: str(value) for key, value in versions.items()}
+    parsed = parse_record(record, install)
+    revisions = parsed["istio_revisions"] if parsed["source"] == "record" else []
+    return {"source": parsed["source"], "istio": parsed["istio_version"], "istio_revisions": ",".join(revisions),
+            "metallb": parsed["metallb_version"], "addons": ",".join(parsed["addons"]), "tooling": parsed["tooling"],
+            "updated_at": parsed["updated_at"]}
 
 
 def unready_deployments(expected, info_results):

@@ -19,9 +19,12 @@ import json
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.record import (
+    RECORD_NAME,
+    RECORD_NAMESPACE,
+    parse_record,
+)
 
-RECORD_NAME = "istio-lab-record"
-RECORD_NAMESPACE = "istio-lab"
 # The keys whose change is a change of the platform; updated_at and history follow them.
 STATE_KEYS = ("istio_version", "istio_revisions", "metallb_version", "addons", "tooling")
 VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
@@ -35,10 +38,6 @@ def _version(text, what="version"):
     return tuple(int(part or 0) for part in match.groups())
 
 
-def _split(text):
-    return [item.strip() for item in str(text or "").split(",") if item.strip()]
-
-
 def lab_istio_revision(version):
     """The revision name of an Istio version: 1.30.3 -> 1-30-3 (a DNS label, as istioctl requires)."""
     major, minor, patch = _version(version, "istio_version")
@@ -49,26 +48,9 @@ def lab_record_parse(read):
     """The record as data from lab_manifests' RV(read) of [the record, the install record]
     (either may be null). Empty strings / lists where nothing is recorded."""
     record, install = (list(read or []) + [None, None])[:2]
-    data = (record or {}).get("data") or {}
-    install_data = (install or {}).get("data") or {}
-    try:
-        history = json.loads(data.get("history") or "[]")
-    except ValueError:
-        history = []
-    istio_version = data.get("istio_version") or install_data.get("version") or ""
-    revisions = _split(data.get("istio_revisions"))
-    if istio_version and not revisions:
-        revisions = ["default"]  # a lab istio-lab installed before revisions: istioctl's default revision
-    return {
-        "exists": record is not None,
-        "istio_version": istio_version,
-        "istio_revisions": revisions,
-        "metallb_version": data.get("metallb_version") or "",
-        "addons": _split(data.get("addons")),
-        "tooling": data.get("tooling") or "",
-        "updated_at": data.get("updated_at") or "",
-        "history": history if isinstance(history, list) else [],
-    }
+    parsed = parse_record(record, install)
+    parsed["exists"] = parsed.pop("source") == "record"
+    return parsed
 
 
 def lab_record_manifest(current, desired, now, steps=None, labels=None):
