@@ -105,6 +105,10 @@ def test_each_step_s_failing_gate_rolls_back_and_a_later_run_completes(kube, sha
             assert image(kube, gateway) == "docker.io/istio/proxyv2:1.29.6"
         assert mutating_webhooks(kube) == {"istio-sidecar-injector"}
         assert kube.get("v1", "ConfigMap", "istio-lab-install", "istio-system")["data"]["version"] == "1.29.6"
+        # the workloads restarted onto it, their namespaces still on the default revision
+        tomcat = kube.get("apps/v1", "Deployment", "tomcat", "microservice")
+        assert "kubectl.kubernetes.io/restartedAt" in tomcat["spec"]["template"]["metadata"]["annotations"]
+        assert kube.get("v1", "Namespace", "microservice")["metadata"]["labels"].get("istio-injection") == "enabled"
         assert image(kube, "controller", "metallb-system").endswith(":v0.15.3")  # later steps never ran
         assert image(kube, "kiali") == old_kiali
         assert chapter_state(kube) == chapters_before and verified(tmp_path)
