@@ -159,6 +159,9 @@ class EnvoyLikeServer:
             def _reply(self, with_body=True):
                 outer.requests.append((self.command, self.headers.get("Host", ""), self.path))
                 answer = outer.answer_for(self.headers.get("Host", ""))
+                if answer is None:  # nobody answers at this address: the connection closes, no response
+                    self.close_connection = True
+                    return
                 subset = outer.pick_subset(answer) if answer.split else None
                 if outer.server_override is not None:
                     answer = replace(answer, server=outer.server_override)
@@ -206,20 +209,42 @@ class EnvoyLikeServer:
 
 class UpgradeEnvoy(EnvoyLikeServer):
     """The ingress gateway's Envoy stand-in for a lab with chapters 1-6 routed for `domain`, during an
-    upgrade: with `broken_on` (an image tag), every host answers 503 while the lab's (`kube`) ingress gateway
-    Deployment runs that tag (a new release whose gateway does not route)."""
+    upgrade. With `broken_on` (an image tag), a new release breaks the lab while the lab's (`kube`)
+    Deployment `broken_deployment` ("namespace/name", the ingress gateway by default) runs that tag:
+    the hosts `broken_hosts` (None: every host) get `broken_answer`, 503 "no healthy upstream" by default
+    (a gateway that does not route, an addon that does not serve), or None: the connection is closed
+    without an answer (a MetalLB release that no longer serves the ingress address). `break_on()` and
+    `fix()` change the breakage between runs."""
 
-    def __init__(self, kube, broken_on=None, address="127.0.0.1", port=0, domain="kubernets.cn", **kwargs):
+    def __init__(self, kube, broken_on=None, address="127.0.0.1", port=0, domain="kubernets.cn",
+                 broken_deployment="istio-system/istio-ingressgateway", broken_hosts=None, broken_answer=503,
+                 **kwargs):
         super().__init__(address, port, {**chapter_answers(domain),
                                          f"tomcat.{domain}": Answer(split={"v1": 90, "v2": 10})}, **kwargs)
-        self.kube, self.broken_on = kube, broken_on
+        self.kube = kube
+        self.break_on(broken_on, broken_deployment, broken_hosts, broken_answer)
+
+    def break_on(self, tag, deployment="istio-system/istio-ingressgateway", hosts=None, answer=503):
+        self.broken_on, self.broken_deployment, self.broken_answer = tag, deployment, answer
+        self.broken_hosts = None if hosts is None else {host.lower() for host in hosts}
+
+    def fix(self):
+        self.broken_on = None
+
+    def broken(self, host_header) -> bool:
+        if not self.broken_on:
+            return False
+        host = host_header.rsplit(":", 1)[0].lower()
+        if self.broken_hosts is not None and host not in self.broken_hosts:
+            return False
+        namespace, name = self.broken_deployment.split("/")
+        deployment = self.kube.get("apps/v1", "Deployment", name, namespace)
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"] if deployment else ""
+        return image.endswith(f":{self.broken_on}")
 
     def answer_for(self, host_header):
-        if self.broken_on:
-            gateway = self.kube.get("apps/v1", "Deployment", "istio-ingressgateway", "istio-system")
-            image = gateway["spec"]["template"]["spec"]["containers"][0]["image"] if gateway else ""
-            if image.endswith(f":{self.broken_on}"):
-                return Answer(503, body="no healthy upstream")
+        if self.broken(host_header):
+            return None if self.broken_answer is None else _as_answer(self.broken_answer)
         return super().answer_for(host_header)
 
 

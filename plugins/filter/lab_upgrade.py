@@ -2,7 +2,8 @@
 
 The record is ConfigMap ``istio-lab/istio-lab-record``: what istio-lab
 installed (``istio_version``, ``istio_revisions`` active first,
-``metallb_version``, ``addons``), by which istio-lab (``tooling``), when
+``metallb_version``, ``addons`` and ``addons_version``, the Istio release
+whose addon manifests are applied), by which istio-lab (``tooling``), when
 (``updated_at``) and the upgrade steps so far (``history``, JSON). A lab built
 before the record existed has only ``istio-system/istio-lab-install``
 (``data.version``): its Istio version is read from there.
@@ -26,7 +27,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.record imp
 )
 
 # The keys whose change is a change of the platform; updated_at and history follow them.
-STATE_KEYS = ("istio_version", "istio_revisions", "metallb_version", "addons", "tooling")
+STATE_KEYS = ("istio_version", "istio_revisions", "metallb_version", "addons", "addons_version", "tooling")
 VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 MAX_ISTIO_MINOR_JUMP = 2
 
@@ -55,13 +56,14 @@ def lab_record_parse(read):
 
 def lab_record_manifest(current, desired, now, steps=None, labels=None):
     """The record's ConfigMap for `desired` ({istio_version, istio_revisions, metallb_version, addons,
-    tooling}), or None when the record already says so and no step is to be added (nothing to write).
+    addons_version, tooling}), or None when the record already says so and no step is to be added (nothing to write).
     `steps`: history entries ({step, from, to, result}) stamped with `now`."""
     state = {
         "istio_version": str(desired["istio_version"]),
         "istio_revisions": ",".join(desired["istio_revisions"]),
         "metallb_version": str(desired["metallb_version"]),
         "addons": ",".join(desired["addons"]),
+        "addons_version": str(desired.get("addons_version") or desired["istio_version"]),
         "tooling": str(desired["tooling"]),
     }
     recorded = {
@@ -69,6 +71,7 @@ def lab_record_manifest(current, desired, now, steps=None, labels=None):
         "istio_revisions": ",".join(current.get("istio_revisions") or []),
         "metallb_version": current.get("metallb_version", ""),
         "addons": ",".join(current.get("addons") or []),
+        "addons_version": current.get("addons_version") or current.get("istio_version", ""),
         "tooling": current.get("tooling", ""),
     }
     if current.get("exists") and state == recorded and not steps:
@@ -139,10 +142,14 @@ def lab_upgrade_plan(recorded, pinned, kubernetes_version, support, allow_downgr
                             "unless -e lab_upgrade_allow_downgrade=true")
         steps.append({"step": "metallb", **metallb})
 
+    # The addons come with an Istio release: a new one, another list, or addons left on an older release
+    # (their step rolled back, or never reached after a later step failed) is an addons step.
     addons_to = list(pinned.get("addons") or [])
-    addons = bool(istio) or (bool(recorded.get("addons")) and sorted(recorded["addons"]) != sorted(addons_to))
+    addons_from = recorded.get("addons_version") or istio_from
+    addons = bool(istio) or _version(addons_from) != _version(istio_to) or (
+        bool(recorded.get("addons")) and sorted(recorded["addons"]) != sorted(addons_to))
     if addons:
-        steps.append({"step": "addons", "from": f"{istio_from} ({','.join(recorded.get('addons') or [])})",
+        steps.append({"step": "addons", "from": f"{addons_from} ({','.join(recorded.get('addons') or [])})",
                       "to": f"{istio_to} ({','.join(addons_to)})"})
     return {"steps": steps, "refusals": refusals, "istio": istio, "metallb": metallb, "addons": addons}
 

@@ -21,9 +21,12 @@ SUPPORT = yaml.safe_load((REPO / "roles" / "lab_upgrade" / "defaults" / "main.ym
 PINS = {"istio_version": "1.30.3", "metallb_version": "0.16.1", "addons": ["prometheus", "grafana", "kiali", "zipkin"]}
 
 
-def recorded(istio="1.29.6", metallb="0.15.3", addons=("prometheus", "grafana", "kiali", "zipkin"), revisions=None):
+def recorded(istio="1.29.6", metallb="0.15.3", addons=("prometheus", "grafana", "kiali", "zipkin"), revisions=None,
+             addons_version=None):
     data = {"istio_version": istio, "metallb_version": metallb, "addons": ",".join(addons),
             "istio_revisions": revisions or "default", "tooling": "istio-lab/1.0.0", "history": "[]"}
+    if addons_version:
+        data["addons_version"] = addons_version
     return upgrade.lab_record_parse([{"data": data}, None])
 
 
@@ -57,6 +60,24 @@ def test_nothing_to_upgrade_is_an_empty_plan():
 def test_an_addon_list_change_alone_is_an_addons_step():
     plan = upgrade.lab_upgrade_plan(recorded("1.30.3", "0.16.1", addons=("prometheus",)), PINS, "", SUPPORT)
     assert [s["step"] for s in plan["steps"]] == ["addons"]
+
+
+def test_addons_left_on_an_older_release_are_an_addons_step():
+    # a record from before addons_version: the addons came with the recorded Istio release
+    assert recorded("1.30.3", "0.16.1")["addons_version"] == "1.30.3"
+    # the Istio step passed, then MetalLB's (or the addons' own) was rolled back: the addons are still 1.29.6's
+    plan = upgrade.lab_upgrade_plan(recorded("1.30.3", "0.15.3", addons_version="1.29.6"), PINS, "", SUPPORT)
+    assert [(s["step"], s["from"], s["to"]) for s in plan["steps"]] == [
+        ("metallb", "0.15.3", "0.16.1"),
+        ("addons", "1.29.6 (prometheus,grafana,kiali,zipkin)", "1.30.3 (prometheus,grafana,kiali,zipkin)")]
+    assert plan["addons"] is True and plan["istio"] is None
+    # and the record says which release's addons run, written when that alone changes
+    current = recorded("1.30.3", "0.16.1", addons_version="1.29.6")
+    desired = {"istio_version": "1.30.3", "istio_revisions": ["default"], "metallb_version": "0.16.1",
+               "addons": ["prometheus", "grafana", "kiali", "zipkin"], "tooling": "istio-lab/1.0.0"}
+    assert upgrade.lab_record_manifest(current, {**desired, "addons_version": "1.29.6"}, "t") is None
+    assert upgrade.lab_record_manifest(current, {**desired, "addons_version": "1.30.3"}, "t")["data"][
+        "addons_version"] == "1.30.3"
 
 
 @pytest.mark.parametrize("pins, kubernetes, allow, expected", [

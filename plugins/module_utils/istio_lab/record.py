@@ -22,9 +22,9 @@ def _split(text):
 def parse_record(record, install):
     """The record as data from the two ConfigMaps (either may be None).
 
-    Returns {source, istio_version, istio_revisions, metallb_version, addons, tooling, updated_at, history}:
-    source is ``record``, ``install`` (the Istio version only) or ``''`` (neither found); empty strings and lists
-    where nothing is recorded.
+    Returns {source, istio_version, istio_revisions, metallb_version, addons, addons_version, tooling, updated_at,
+    history}: source is ``record``, ``install`` (the Istio version only) or ``''`` (neither found); empty strings
+    and lists where nothing is recorded.
     """
     data = (record or {}).get("data") or {}
     install_data = (install or {}).get("data") or {}
@@ -42,6 +42,8 @@ def parse_record(record, install):
         "istio_revisions": revisions,
         "metallb_version": str(data.get("metallb_version") or ""),
         "addons": _split(data.get("addons")),
+        # A record written before the key: the addons came with the recorded Istio release.
+        "addons_version": str(data.get("addons_version") or istio_version),
         "tooling": str(data.get("tooling") or ""),
         "updated_at": str(data.get("updated_at") or ""),
         "history": history if isinstance(history, list) else [],
