@@ -203,3 +203,11 @@ def test_a_chapter_no_longer_enabled_loses_exactly_its_routes_and_put_back_retur
     mark = kube.mark()
     assert chapter_routes(kube, ["1", "2", "3"]).changed == 0
     assert kube.writes(mark) == []
+
+    # every chapter taken out: the task has no route left to apply and still prunes them all, parents included
+    none = chapter_routes(kube, [])
+    assert none.rc == 0 and none.changed == 1, none
+    assert routes_of(kube) == {}
+    assert [c["metadata"]["name"] for c in kube.list("v1", "ConfigMap", "istio-lab")
+            if c["metadata"]["name"].startswith("applyset-chapter-")] == ["applyset-chapter-x"]
+    assert kube.get(ISTIO, "VirtualService", "my-grafana", "istio-system") is not None

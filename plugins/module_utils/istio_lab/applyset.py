@@ -223,7 +223,7 @@ class Parents:
             by_name = {(obj.get("metadata") or {}).get("name"): obj for obj in answer.get("items") or []}
             self.live = {name: by_name.get(parent_name(name)) for name in names}
             for found, obj in sorted(by_name.items()):
-                name = (found or "").removeprefix(PARENT_PREFIX)
+                name = (found or "")[len(PARENT_PREFIX):]
                 if (found or "").startswith(PARENT_PREFIX + others_prefix) and name not in self.live \
                         and not foreign_parent(obj, name):
                     self.live[name] = obj
