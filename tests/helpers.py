@@ -102,8 +102,9 @@ def run_playbook(playbook, kube=None, extra_vars=None, check=False, diff=False, 
     for name, text in (cli_vars or {}).items():
         command += ["-e", f"{name}={text}"]
     try:
+        # Nobody answers a prompt: a play that asks (remove-platform.yml) reads end of input, never hangs.
         completed = subprocess.run(command, cwd=REPO, env=_environment(kube, env), capture_output=True, text=True,
-                                   timeout=timeout, check=False)
+                                   stdin=subprocess.DEVNULL, timeout=timeout, check=False)
     finally:
         os.unlink(vars_file)
     return PlaybookResult(completed.returncode, completed.stdout, completed.stderr, parse_recap(completed.stdout),

@@ -157,8 +157,18 @@ options:
     description:
       - Delete the members of the task's sets that the task no longer names, once every write succeeded, in reverse
         dependency order; only objects carrying a set's label. Check mode and diff mode report them (RV(pruned)).
-      - Defaults to true when O(applyset) is set. Sets the task does not name are never touched.
+      - Defaults to true when O(applyset) is set. Sets the task does not name are never touched, unless
+        O(prune_other_sets).
     type: bool
+  prune_other_sets:
+    description:
+      - "With O(applyset_label) and O(prune), also delete whole the sets C(<applyset>-<value>) on the cluster that no
+        object of the task names (the chapters taken out of C(lab_enabled_chapters)): every member, in reverse
+        dependency order, then the parent. Only objects carrying such a set's label; a ConfigMap of a parent's name
+        that is another tool's or ID's is left alone. Reported in RV(pruned) and RV(applysets), in check mode too."
+      - The parents are then read with one LIST of every parent in C(istio-lab) (instead of a GET or a LIST by ID).
+    type: bool
+    default: false
 requirements:
   - kubernetes (Python client, for kubeconfig loading and HTTP)
   - jsonschema

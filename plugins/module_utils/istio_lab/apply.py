@@ -489,8 +489,11 @@ class RouteSets:
         self.by_label = params.get("applyset_label")
         prune = params.get("prune")
         self.prune = prune if prune is not None else True
+        # The sets of this base the task names no object of (a chapter no longer enabled) go whole.
+        self.prune_others = bool(params.get("prune_other_sets") and self.by_label and self.prune)
         self.parents = applyset.Parents(client, {MANAGED_BY_LABEL: MANAGED_BY_VALUE}, check_mode)
         self.members = {}  # set name -> [(kind, definition)]
+        self.dropped = {}  # set name -> parent, of the sets the task names no object of (prune_other_sets)
 
     def assign(self, definitions):
         """Each definition's set, its set label added to the present ones;
@@ -511,9 +514,12 @@ class RouteSets:
         return problems
 
     def read(self):
-        refused = self.parents.read(self.members)
+        refused = self.parents.read(self.members, f"{self.base}-" if self.prune_others else "")
         if refused:
             raise ApplyFailed("; ".join(refused) + ": istio-lab will not record its sets there; nothing was written")
+        for name in self.parents.others:  # no member is asked: all of them are pruned, then the parent deleted
+            self.members[name] = []
+            self.dropped[name] = self.parents.live[name]
 
     def recorded_namespaces(self):
         return set().union(*(self.parents.recorded(name)[1] for name in self.members)) if self.prune else set()
@@ -594,8 +600,8 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
                    for option, kind in ROUTE_KINDS}
     kinds = [kind for _option, kind in ROUTE_KINDS if definitions[kind]]
     result = {"changed": False, "warnings": [], "results": [], **({"diff": []} if want_diff else {})}
-    if not kinds:  # nothing asked: not even a request
-        return result
+    if not kinds and not (params.get("applyset") and params.get("prune_other_sets")):
+        return result  # nothing asked: not even a request
     appliers = {kind: Applier(client, kind, params.get("api_version") or "", params.get("validate", "strict"),
                               params.get("adopt", False), check_mode, options[kind]) for kind in kinds}
     problems = [p for kind in kinds for p in appliers[kind].definition_problems(definitions[kind])]
@@ -652,6 +658,11 @@ def apply_routes(client, params, check_mode=False, want_diff=False):
         if sets.prune:
             _prune_routes(sets, {**lost, **appliers}, kinds, check_mode, result, want_diff)
         sets.record_after()
+        if want_diff:
+            result["diff"] += [{"before": diff_view(parent), "after": {}, "after_header": "(deleted)",
+                                "before_header": f"ConfigMap {applyset.PARENT_NAMESPACE}/{applyset.parent_name(name)} "
+                                                 f"(parent of the pruned set {name})"}
+                               for name, parent in sorted(sets.dropped.items())]
         result["applysets"] = [sets.parents.result(name) for name in sorted(sets.members)]
         result["changed"] = result["changed"] or bool(sets.parents.actions)
 

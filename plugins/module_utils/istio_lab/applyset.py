@@ -206,11 +206,29 @@ class Parents:
         self.check_mode = check_mode
         self.live = {}  # set name -> parent (None: none yet)
         self.actions = {}  # set name -> created | updated | deleted
+        self.others = []  # sets read with others_prefix that the call does not name
 
-    def read(self, set_names):
+    def read(self, set_names, others_prefix=""):
         """One GET for one set, else one LIST of the parents by ID; a
-        message per parent of another tool or ID (nothing may be written)."""
+        message per parent of another tool or ID (nothing may be written).
+        With `others_prefix` (``chapter-``), one LIST of every parent, and the
+        sets named `<others_prefix>...` that `set_names` does not name are read
+        too (`others`, e.g. the chapters no longer enabled); a ConfigMap of
+        such a name that is another tool's or ID's is left out, not refused."""
         names = sorted(set(set_names))
+        self.others = []
+        if others_prefix:
+            answer = self.client.request("list", "GET", f"/api/v1/namespaces/{PARENT_NAMESPACE}/configmaps",
+                                         [("labelSelector", ID_LABEL)])
+            by_name = {(obj.get("metadata") or {}).get("name"): obj for obj in answer.get("items") or []}
+            self.live = {name: by_name.get(parent_name(name)) for name in names}
+            for found, obj in sorted(by_name.items()):
+                name = (found or "")[len(PARENT_PREFIX):]
+                if (found or "").startswith(PARENT_PREFIX + others_prefix) and name not in self.live \
+                        and not foreign_parent(obj, name):
+                    self.live[name] = obj
+                    self.others.append(name)
+            return [message for name in names for message in [foreign_parent(self.live[name], name)] if message]
         if len(names) == 1:
             try:
                 found = [self.client.request("get", "GET", parent_path(names[0]))]

@@ -56,6 +56,7 @@ ROUTES_ARGS = {
     "applyset": {"type": "str"},
     "applyset_label": {"type": "str"},
     "prune": {"type": "bool"},
+    "prune_other_sets": {"type": "bool", "default": False},
     **{option: copy.deepcopy(RESOURCE_ARGS["definitions"])
        for option in ("service_entries", "gateways", "virtual_services", "destination_rules")},
 }

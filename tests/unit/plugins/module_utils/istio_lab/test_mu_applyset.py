@@ -80,3 +80,41 @@ def test_prune_deletes_only_members_left_out_webhooks_first_namespaces_last():
     assert delete[-2:] == [("apiextensions.k8s.io", "CustomResourceDefinition", "", "bgppeers.metallb.io"),
                            ("", "Namespace", "", "metallb-system")]
     assert kept == []
+
+
+class _Client:
+    """Answers the one LIST of the parents; records each request."""
+
+    def __init__(self, items):
+        self.items, self.calls = items, []
+
+    def request(self, verb, method, path, query=(), *args, **kwargs):
+        self.calls.append((verb, method, path, list(query)))
+        return {"items": self.items}
+
+
+def _parent(set_name, identity=None, tooling=applyset.TOOLING):
+    manifest = applyset.parent_manifest(set_name, {("networking.istio.io", "Gateway")}, {"istio-system"}, {})
+    if identity:
+        manifest["metadata"]["labels"][applyset.ID_LABEL] = identity
+    manifest["metadata"]["annotations"][applyset.TOOLING_ANNOTATION] = tooling
+    return manifest
+
+
+def test_the_sets_a_call_does_not_name_are_read_with_one_list_and_foreign_ones_left_out():
+    items = [_parent("chapter-1"), _parent("chapter-3"), _parent("apps"),
+             _parent("chapter-x", identity="applyset-o-v1"), _parent("chapter-y", tooling="kubectl/v1.31")]
+    client = _Client(items)
+    parents = applyset.Parents(client, {})
+    assert parents.read(["chapter-1", "chapter-2"], "chapter-") == []
+    assert client.calls == [("list", "GET", "/api/v1/namespaces/istio-lab/configmaps",
+                             [("labelSelector", applyset.ID_LABEL)])]
+    # chapter-3 was dropped; apps is another base; chapter-x and chapter-y are not istio-lab's sets: never touched
+    assert parents.others == ["chapter-3"]
+    assert sorted(parents.live) == ["chapter-1", "chapter-2", "chapter-3"]
+    assert parents.live["chapter-2"] is None
+    # without a prefix: a LIST by ID of the named sets only, as before
+    client = _Client(items[:1])
+    parents = applyset.Parents(client, {})
+    assert parents.read(["chapter-1", "chapter-2"]) == [] and parents.others == []
+    assert client.calls[0][3][0][1].startswith(f"{applyset.ID_LABEL} in (")
