@@ -321,6 +321,12 @@ class Classroom:
             **more,
         }
 
+    def upgrade_vars(self, **more):
+        """`extra_vars` with every release source named after its version (`versioned_sources`): the class is
+        built on last term's releases with `{**room.upgrade_vars(), **OLD}`, then upgrade.yml with the same
+        values upgrades it to the pins of the inventory's group_vars (and can roll back to `OLD`)."""
+        return self.extra_vars(**versioned_sources(shared_path() / "upstream", self.root), **more)
+
     def stop(self):
         for envoy in self.envoys:
             envoy.stop()

@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--change-fraction", type=float, default=0.10, help="share of objects the changed run edits")
     parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
                         help="routes,site,upgrade (default routes,site)")
-    parser.add_argument("--labs", help="site scenario: lab counts, comma separated (default 1,30)")
+    parser.add_argument("--labs", help="site and upgrade scenarios: lab counts, comma separated (default 1,30)")
     parser.add_argument("--site-baseline", default=SITE_BASELINE_REF, metavar="REF",
                         help=f"site scenario: also measure one lab at this git commit (default {SITE_BASELINE_REF}, "
                              "main before issue 11; 'none' to skip)")
@@ -265,7 +265,8 @@ def print_report(document: dict, out: Path) -> None:
         print(report.site_table(document["site"]))
         print("CPU s = user + system seconds of the whole ansible-playbook process tree (the doubles' apart)")
     if document.get("upgrade"):
-        print("\nupgrade: upgrade.yml of a lab built on Istio 1.29.6 / MetalLB 0.15.3, then nothing to upgrade")
+        print("\nupgrade: upgrade.yml of a lab (site.yml) or a class (classroom.yml) built on Istio 1.29.6 / "
+              "MetalLB 0.15.3, then nothing to upgrade, then the no-op build for comparison")
         print(upgrade_scenario.table(document["upgrade"]))
     print(report.format_targets(document["targets"]))
     complete = "" if document.get("complete", True) else " (INCOMPLETE run)"
@@ -338,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
                 site.append(site_scenario.baseline(value) if what == "baseline" else site_scenario.run((value,))[0])
                 save(complete=False)
     if "upgrade" in args.scenarios and not os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
-        upgrade.extend(upgrade_scenario.run())
-        save(complete=False)
+        for labs in args.labs:
+            upgrade.extend(upgrade_scenario.run((labs,)))
+            save(complete=False)
     save(complete=True)
     print_report(document, out.relative_to(REPO) if out.is_relative_to(REPO) else out)
     return 1 if any(r.get("error") for r in results + site + upgrade) else 0

@@ -3,15 +3,18 @@
 One lab on its own API double (as the site scenario's): built by site.yml on
 the previous releases (Istio 1.29.6, MetalLB 0.15.3, from ../shared; not
 measured), then measured: the upgrade to the pins, the upgrade again (nothing
-to upgrade) and a no-op site.yml for comparison. Figures per run as the site
-scenario's: wall, the controller's CPU seconds, the requests (writes above
-all: nothing to upgrade must write nothing and cost no more than the no-op
-site.yml). A class is `playbooks/upgrade.yml -i <classroom inventory>` over
-the same steps; this scenario measures one lab (the class's cost is that of
-its labs run in parallel, docs/bench.md).
+to upgrade) and a no-op site.yml for comparison. A class of N labs (the site
+scenario's class, each lab on its own double, `class_of`): built by
+classroom.yml on the previous releases (not measured), then measured:
+`upgrade.yml -i <classroom inventory>` over the class, again (nothing to
+upgrade), and the no-op classroom.yml (every stage, as the site scenario runs
+it) for comparison. Figures per run as the site scenario's: wall, the
+controller's CPU seconds, module processes, the requests (writes above all:
+nothing to upgrade must write nothing and cost no more than the no-op).
 
 Boundaries, as in tests/api/test_upgrade.py: istioctl is its test double,
-linked into a release directory per version.
+linked into a release directory per version (tests/helpers.py,
+versioned_sources).
 """
 
 from __future__ import annotations
@@ -26,23 +29,17 @@ from .site import (
     ONE_LAB_INGRESS_IP,
     ONE_LAB_POOL,
     RUN_TIMEOUT_S,
+    ClassError,
     _environment,
-    _phase,
     _playbook,
+    _run_phases,
     _shared_dir,
     _tests,
+    class_of,
 )
 
-OLD = {"istio_version": "1.29.6", "metallb_version": "0.15.3"}
 PHASES = ("upgrade", "noop_upgrade", "noop_site")
-
-
-def _releases(workdir: Path) -> Path:
-    for version in ("1.29.6", "1.30.3"):
-        binary = workdir / "releases" / f"istio-{version}" / "bin" / "istioctl"
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        binary.symlink_to(REPO / "tests" / "bin" / "istioctl")
-    return workdir / "releases"
+CLASS_PHASES = ("upgrade", "noop_upgrade", "noop_classroom")
 
 
 def one_lab() -> dict:
@@ -50,52 +47,69 @@ def one_lab() -> dict:
     with tempfile.TemporaryDirectory(prefix="istio-lab-upgrade-") as tmp:
         workdir = Path(tmp)
         target = DoubleTarget(workdir)
-        phases: dict = {}
         try:
             with verify_envoy.EnvoyLikeServer(ENVOY_ADDRESS, 0, verify_envoy.chapter_answers("kubernets.cn")) as envoy:
                 upstream = _shared_dir() / "upstream"
                 values = helpers.platform_vars(
                     upstream, workdir, ONE_LAB_POOL, ONE_LAB_INGRESS_IP,
-                    cluster_provider="existing", lab_kubeconfig=str(target.kubeconfig), istio_istioctl_path="",
-                    istio_release_src=f"{_releases(workdir)}/istio-{{{{ istio_version }}}}",
-                    istio_addons_src=f"{upstream}/istio-{{{{ istio_version }}}}/addons",
-                    metallb_manifest_src=f"{upstream}/metallb-{{{{ metallb_version }}}}/metallb-native.yaml",
+                    cluster_provider="existing", lab_kubeconfig=str(target.kubeconfig),
                     lab_verify_report_dir=str(workdir / "artifacts"), lab_verify_retries=0,
-                    lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port)
+                    lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port,
+                    **helpers.versioned_sources(upstream, workdir))
                 env = _environment(workdir)
-                built = run_measured(_playbook("site.yml", workdir, {**values, **OLD}), env, cwd=REPO,
+                built = run_measured(_playbook("site.yml", workdir, {**values, **helpers.OLD}), env, cwd=REPO,
                                      timeout_s=RUN_TIMEOUT_S)
                 if built.returncode:
                     return {"scenario": "upgrade", "labs": 1, "error": "building the 1.29.6 lab failed",
                             "output_tail": built.stdout[-3000:]}
-                for phase, playbook in zip(PHASES, ("playbooks/upgrade.yml", "playbooks/upgrade.yml", "site.yml"),
-                                           strict=True):
-                    target.reset()
-                    measured = run_measured(_playbook(playbook, workdir, values), env, cwd=REPO,
-                                            timeout_s=RUN_TIMEOUT_S)
-                    phases[phase] = _phase(measured, {"lab": target.records()})
-                    print(f"  upgrade 1 lab {phase}: {measured.wall_s:.1f}s wall, {measured.cpu_s:.1f} CPU-s, "
-                          f"{phases[phase]['requests']['writes']} writes (rc {measured.returncode})", file=sys.stderr)
-                    if measured.returncode:
-                        phases[phase]["output_tail"] = measured.stdout[-3000:] + measured.stderr[-2000:]
-                        break
+                runs = [(phase, _playbook(playbook, workdir, values))
+                        for phase, playbook in zip(PHASES, ("playbooks/upgrade.yml",) * 2 + ("site.yml",), strict=True)]
+                phases = _run_phases(runs, env, {"lab": target}, "1 lab", workdir=workdir, scenario="upgrade")
         finally:
             target.close()
     return {"scenario": "upgrade", "labs": 1, "playbook": "playbooks/upgrade.yml", "phases": phases,
-            "targets": targets(phases)}
+            "targets": targets(phases, 1)}
 
 
-def targets(phases: dict) -> list[dict]:
-    """Nothing to upgrade writes nothing and costs no more than the no-op site.yml."""
-    noop, site = phases.get("noop_upgrade"), phases.get("noop_site")
-    if not noop or not site:
+def classroom(labs: int) -> dict:
+    """A class of `labs` labs built by classroom.yml on the previous releases (not measured), then upgrade.yml
+    over the class, again, and the no-op classroom.yml."""
+    helpers, _ = _tests()
+    try:
+        with class_of(labs, prefix="istio-lab-upgrade-class-") as room:
+            values = {**room.values, **helpers.versioned_sources(_shared_dir() / "upstream", room.workdir)}
+            built = run_measured(_playbook("playbooks/classroom.yml", room.workdir, {**values, **helpers.OLD},
+                                           room.inventory), room.env, cwd=REPO, timeout_s=RUN_TIMEOUT_S)
+            if built.returncode:
+                return {"scenario": "upgrade", "labs": labs, "error": "building the 1.29.6 class failed",
+                        "output_tail": built.stdout[-3000:]}
+            print(f"  upgrade {labs} labs: built on {helpers.OLD['istio_version']} in {built.wall_s:.1f}s "
+                  "(not measured)", file=sys.stderr)
+            playbooks = ("playbooks/upgrade.yml",) * 2 + ("playbooks/classroom.yml",)
+            runs = [(phase, _playbook(playbook, room.workdir, values, room.inventory))
+                    for phase, playbook in zip(CLASS_PHASES, playbooks, strict=True)]
+            phases = _run_phases(runs, room.env, room.targets, f"{labs} labs", workdir=room.workdir,
+                                 scenario="upgrade")
+    except ClassError as exc:
+        return {"scenario": "upgrade", "labs": labs, "error": "classroom inventory failed", "output_tail": str(exc)}
+    return {"scenario": "upgrade", "labs": labs, "playbook": "playbooks/upgrade.yml", "phases": phases,
+            "targets": targets(phases, labs)}
+
+
+def targets(phases: dict, labs: int = 1) -> list[dict]:
+    """Nothing to upgrade writes nothing and costs no more than the no-op site.yml (a class: classroom.yml)."""
+    noop = phases.get("noop_upgrade")
+    site = phases.get("noop_site") or phases.get("noop_classroom")
+    if not noop or not site or noop.get("returncode") or site.get("returncode"):
         return []
+    playbook = "site.yml" if "noop_site" in phases else "classroom.yml"
+    who = "1 lab" if labs == 1 else f"{labs} labs"
     return [
-        {"target": "nothing to upgrade: no write", "held": noop["requests"]["writes"] == 0,
+        {"target": f"{who}, nothing to upgrade: no write", "held": noop["requests"]["writes"] == 0,
          "detail": f"{noop['requests']['writes']} writes"},
-        {"target": "nothing to upgrade: CPU no more than the no-op site.yml", "held": noop["cpu_s"] <= site["cpu_s"],
-         "detail": f"{noop['cpu_s']:.1f} vs {site['cpu_s']:.1f} CPU-s"},
-        {"target": "nothing to upgrade: wall no more than the no-op site.yml",
+        {"target": f"{who}, nothing to upgrade: CPU no more than the no-op {playbook}",
+         "held": noop["cpu_s"] <= site["cpu_s"], "detail": f"{noop['cpu_s']:.1f} vs {site['cpu_s']:.1f} CPU-s"},
+        {"target": f"{who}, nothing to upgrade: wall no more than the no-op {playbook}",
          "held": noop["wall_s"] <= site["wall_s"], "detail": f"{noop['wall_s']:.1f} vs {site['wall_s']:.1f} s"},
     ]
 
@@ -103,8 +117,11 @@ def targets(phases: dict) -> list[dict]:
 def table(results: list[dict]) -> str:
     lines = ["| run | wall | controller CPU | writes |", "| --- | --- | --- | --- |"]
     for result in results:
+        who = "1 lab" if result["labs"] == 1 else f"{result['labs']} labs"
+        if result.get("error"):
+            lines.append(f"| {who}: {result['error']} | | | |")
         for phase, figures in result.get("phases", {}).items():
-            lines.append(f"| {result['labs']} lab, {phase} | {figures['wall_s']:.1f} s | {figures['cpu_s']:.1f} s | "
+            lines.append(f"| {who}, {phase} | {figures['wall_s']:.1f} s | {figures['cpu_s']:.1f} s | "
                          f"{figures['requests']['writes']} |")
         for target in result.get("targets", []):
             lines.append(f"| target: {target['target']} | {'held' if target['held'] else 'NOT HELD'} | "
@@ -112,6 +129,9 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run() -> list[dict]:
-    print("upgrade scenario, 1 lab", file=sys.stderr)
-    return [one_lab()]
+def run(lab_counts: tuple[int, ...] = (1,)) -> list[dict]:
+    results = []
+    for labs in lab_counts:
+        print(f"upgrade scenario, {labs} lab(s)", file=sys.stderr)
+        results.append(one_lab() if labs == 1 else classroom(labs))
+    return results

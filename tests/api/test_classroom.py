@@ -1,13 +1,18 @@
 """A classroom of 30 students, each with their own Kubernetes API double on
-loopback, built in one `playbooks/classroom.yml` run, every stage (MetalLB,
-Istio, addons, apps, routes, verify, handouts, status), while student07's API
-is deliberately unreachable.
+loopback, carried over from last term: built in one `playbooks/classroom.yml`
+run on the previous releases (Istio 1.29.6, MetalLB 0.15.3), every stage
+(MetalLB, Istio, addons, apps, routes, verify, handouts, status), while
+student07's API is deliberately unreachable; student07 is then built alone
+from the retry file, and the last test upgrades the whole class to the pins
+(Istio 1.30.3, MetalLB 0.16.1) in one `playbooks/upgrade.yml` run (issue 20).
 
 Each lab's pool and ingress IP come from the address plan (127.20.0.x); the
 doubles' controllers mark workloads ready and give out MetalLB addresses as a
 built platform would; Istio is installed by istioctl's test double
 (tests/bin/istioctl); each student's ingress IP is served by a local
 Envoy-like HTTP server (tests/verify_envoy.py), since no Envoy runs here.
+The upgrade's rollback of a lab whose gate fails, and the no-write re-run,
+are shown on three labs by test_upgrade_classroom.py.
 
 Needs 30 clusters: runs against the double only (a real cluster set with
 ISTIO_LAB_TEST_KUBECONFIG cannot stand in for 30). The shared-cluster RBAC
@@ -25,11 +30,12 @@ import stat
 import pytest
 import yaml
 
-from tests.helpers import Classroom, run_playbook
+from tests.helpers import OLD, Classroom, image, record, run_playbook
 
 pytestmark = [pytest.mark.api, pytest.mark.slow]
 
 STUDENTS = [f"student{n:02d}" for n in range(1, 31)]
+NEW = {"istio_version": "1.30.3", "metallb_version": "0.16.1"}  # the pins of the inventory's group_vars
 UNREACHABLE = "student07"
 # The address plan gives each lab a MetalLB pool and an ingress IP in it.
 ADDRESS_RANGE = "127.20.0.0/22"
@@ -49,10 +55,15 @@ def classroom(tmp_path_factory):
         room.generate_inventory()
         room.start_envoys()
         room.build = run_playbook("playbooks/classroom.yml", inventory=room.inventory, env=room.env,
-                                  extra_vars=room.extra_vars(), timeout=1800)
+                                  extra_vars=last_term(room), timeout=1800)
         yield room
     finally:
         room.stop()
+
+
+def last_term(room, **more):
+    """The class's values until the upgrade: last term's releases (OLD), every source named after its version."""
+    return {**room.upgrade_vars(**more), **OLD}
 
 
 def own_values(room, student):
@@ -184,14 +195,14 @@ def test_check_mode_rewrites_no_handout_and_no_status_page(classroom):
 
     before = snapshot()
     result = run_playbook("playbooks/classroom.yml", inventory=classroom.inventory, env=classroom.env, check=True,
-                          extra_vars=classroom.extra_vars(classroom_stages=["handouts", "status"]), timeout=1200)
+                          extra_vars=last_term(classroom, classroom_stages=["handouts", "status"]), timeout=1200)
     assert result.rc == 0, result  # student07's API is not contacted by these stages
     assert snapshot() == before
 
 
 def test_classroom_status_playbook_shows_the_unreachable_api(classroom):
     result = run_playbook("playbooks/classroom-status.yml", inventory=classroom.inventory, env=classroom.env,
-                          extra_vars=classroom.extra_vars(), timeout=1200)
+                          extra_vars=last_term(classroom), timeout=1200)
     rows = {row["student"]: row for row in json.loads((classroom.status / "status.json").read_text())}
     assert rows[UNREACHABLE]["reachable"] == "no" and rows[UNREACHABLE]["state"] == "failed", result
     assert any(p.startswith("API unreachable") for p in rows[UNREACHABLE]["problems"])
@@ -204,7 +215,7 @@ def test_retrying_the_failed_student_alone_builds_them_and_touches_nobody_else(c
     others_before = {s: t.mark() for s, t in classroom.targets.items() if s != UNREACHABLE}
     retry = f"@{classroom.retry_dir / 'classroom.retry'}"
     result = run_playbook("playbooks/classroom.yml", inventory=classroom.inventory, env=classroom.env,
-                          limit=retry, extra_vars=classroom.extra_vars(), timeout=1200)
+                          limit=retry, extra_vars=last_term(classroom), timeout=1200)
     assert result.rc == 0, result
     assert [h for h in result.recap if h.startswith("student")] == [UNREACHABLE]
     assert classroom.targets[UNREACHABLE].get("networking.istio.io/v1", "VirtualService", "tomcat-virtualservice",
@@ -214,3 +225,43 @@ def test_retrying_the_failed_student_alone_builds_them_and_touches_nobody_else(c
     assert sorted(p.name for p in (classroom.handouts / UNREACHABLE).iterdir()) == [
         "README.md", "grafana-credentials.txt", "kubeconfig"]
 
+
+
+def chapter_objects(target):
+    return {(kind, item["metadata"]["name"]): item["spec"]
+            for kind in ("Gateway", "VirtualService", "DestinationRule")
+            for item in target.list("networking.istio.io/v1", kind, "microservice")}
+
+
+def test_the_whole_class_upgrades_to_the_pins_in_one_run(classroom):
+    """After the retry all 30 labs run last term's releases; one upgrade.yml run, with the pins of the
+    inventory's group_vars as an instructor sets them, upgrades every one of them."""
+    before = {}
+    for student, target in classroom.targets.items():
+        assert (record(target)["istio_version"], image(target, "istiod")) == \
+            (OLD["istio_version"], f"docker.io/istio/pilot:{OLD['istio_version']}"), student
+        before[student] = chapter_objects(target)
+        assert ("VirtualService", "tomcat-virtualservice") in before[student], student
+        (classroom.reports / student / "verify.json").unlink()  # the upgrade's last gate writes it again
+    result = run_playbook("playbooks/upgrade.yml", inventory=classroom.inventory, env=classroom.env,
+                          extra_vars=classroom.upgrade_vars(), timeout=1800)
+    assert result.rc == 0, result
+    assert sorted(h for h in result.recap if h.startswith("student")) == STUDENTS, result
+    output = result.stdout + result.stderr
+    for student, target in classroom.targets.items():
+        assert result.recap[student]["failed"] == 0 and result.recap[student]["unreachable"] == 0, (student, result)
+        data = record(target)
+        assert (data["istio_version"], data["metallb_version"], data["istio_revisions"]) == \
+            (NEW["istio_version"], NEW["metallb_version"], "1-30-3"), student
+        assert [(h["step"], h["result"]) for h in json.loads(data["history"])] == \
+            [("istio", "ok"), ("metallb", "ok"), ("addons", "ok")], student
+        assert image(target, "istiod-1-30-3") == f"docker.io/istio/pilot:{NEW['istio_version']}", student
+        assert target.get("apps/v1", "Deployment", "istiod", "istio-system") is None, student
+        assert image(target, "istio-ingressgateway") == f"docker.io/istio/proxyv2:{NEW['istio_version']}", student
+        assert image(target, "controller", "metallb-system").endswith(f"v{NEW['metallb_version']}"), student
+        assert chapter_objects(target) == before[student], student  # the students' chapter is untouched
+        secret = target.get("v1", "Secret", "grafana-admin", "istio-system")
+        assert base64.b64decode(secret["data"]["password"]).decode() == password_of(classroom, student), student
+        assert password_of(classroom, student) not in output, student
+        report = json.loads((classroom.reports / student / "verify.json").read_text())
+        assert report["ok"] is True and report["ingress_ip"] == own_values(classroom, student)["ip"], student

@@ -22,8 +22,7 @@ import os
 import pytest
 import yaml
 
-from tests.conftest import shared_path
-from tests.helpers import OLD, Classroom, image, record, run_playbook, versioned_sources
+from tests.helpers import OLD, Classroom, image, record, run_playbook
 from tests.verify_envoy import UpgradeEnvoy
 
 pytestmark = [pytest.mark.api, pytest.mark.slow]
@@ -48,9 +47,8 @@ def test_a_class_upgrades_while_the_lab_whose_gate_fails_is_rolled_back_and_name
         room.start_envoys(lambda student, address, port: UpgradeEnvoy(
             room.targets[student], broken_on=NEW if student == BROKEN else None, address=address, port=port,
             domain=room.hostvars[student]["lab_domain"]))
-        upstream = shared_path() / "upstream"
-        values = room.extra_vars(**versioned_sources(upstream, tmp_path), lab_enabled_chapters=["1", "2", "3", "4"],
-                                 lab_egress_host="external.example", lab_verify_mesh_probes=False)
+        values = room.upgrade_vars(lab_enabled_chapters=["1", "2", "3", "4"], lab_egress_host="external.example",
+                                   lab_verify_mesh_probes=False)
         built = run_playbook("playbooks/classroom.yml", inventory=room.inventory, env=room.env,
                              extra_vars={**values, **OLD}, timeout=1800)
         assert built.rc == 0 and built.failed == 0, built
