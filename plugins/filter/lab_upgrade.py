@@ -71,7 +71,7 @@ def lab_record_manifest(current, desired, now, steps=None, labels=None):
         "istio_revisions": ",".join(current.get("istio_revisions") or []),
         "metallb_version": current.get("metallb_version", ""),
         "addons": ",".join(current.get("addons") or []),
-        "addons_version": current.get("addons_version") or current.get("istio_version", ""),
+        "addons_version": current.get("addons_version", ""),  # parse_record derives it for an older record
         "tooling": current.get("tooling", ""),
     }
     if current.get("exists") and state == recorded and not steps:

@@ -226,7 +226,6 @@ def test_retrying_the_failed_student_alone_builds_them_and_touches_nobody_else(c
         "README.md", "grafana-credentials.txt", "kubeconfig"]
 
 
-
 def chapter_objects(target):
     return {(kind, item["metadata"]["name"]): item["spec"]
             for kind in ("Gateway", "VirtualService", "DestinationRule")
