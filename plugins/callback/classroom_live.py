@@ -203,6 +203,7 @@ class CallbackModule(CallbackBase):
         self._state = None
         self._folder = None
         self._reports = None
+        self._checks = {}  # lab -> (its report folder's mtime, its exercise cells)
         self._lab_of = {}
         self._lock = threading.Lock()
         self._dirty = threading.Event()
@@ -327,9 +328,22 @@ class CallbackModule(CallbackBase):
                 self._write()
                 self._stop.wait(WRITE_INTERVAL)
 
+    def _exercises(self):
+        """Each lab's exercise checks, read again only when its report folder changed (check.yml's files are
+        written whole and renamed into place, which changes the folder's mtime): a stat per lab and write."""
+        for lab in self._state.labs:
+            try:
+                stamp = os.stat(os.path.join(self._reports, lab)).st_mtime_ns
+            except OSError:
+                stamp = None
+            cached = self._checks.get(lab)
+            if cached is None or cached[0] != stamp:
+                self._checks[lab] = (stamp, read_checks(self._reports, lab) if stamp else [])
+        return {lab: cells for lab, (_stamp, cells) in self._checks.items()}
+
     def _write(self):
         # Read outside the lock: the events need not wait for the files.
-        exercises = {lab: read_checks(self._reports, lab) for lab in self._state.labs} if self._reports else {}
+        exercises = self._exercises() if self._reports else {}
         with self._lock:
             data = json.dumps(self._state.as_dict(exercises), indent=1, sort_keys=False)
         try:
