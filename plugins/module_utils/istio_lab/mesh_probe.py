@@ -15,6 +15,7 @@ import types
 from urllib.parse import quote
 
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import (
+    REQUEST_TIMEOUT,
     TRANSIENT_STATUSES,
     KubeError,
 )
@@ -39,8 +40,10 @@ def find_pod(client, namespace, selector, running=True):
 def _websocket():
     """The kubernetes library's websocket client (imported only when a probe runs: a real cluster's)."""
     from kubernetes.stream.ws_client import WSClient, get_websocket_url
-    from websocket import WebSocketBadStatusException, WebSocketException
+    from websocket import WebSocketBadStatusException, WebSocketException, setdefaulttimeout
 
+    # The library's websocket has no timeout: a blackholed API would hang the handshake for ever.
+    setdefaulttimeout(REQUEST_TIMEOUT[1])
     return WSClient, get_websocket_url, WebSocketBadStatusException, WebSocketException
 
 
