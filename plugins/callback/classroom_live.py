@@ -329,11 +329,13 @@ class CallbackModule(CallbackBase):
                 self._stop.wait(WRITE_INTERVAL)
 
     def _exercises(self):
-        """Each lab's exercise checks, read again only when its report folder changed (check.yml's files are
-        written whole and renamed into place, which changes the folder's mtime): a stat per lab and write."""
+        """Each lab's exercise checks, read again only when one of its check files changed (a file added, removed,
+        replaced or written in place): a listing of the lab's report folder per write, no file read."""
         for lab in self._state.labs:
             try:
-                stamp = os.stat(os.path.join(self._reports, lab)).st_mtime_ns
+                with os.scandir(os.path.join(self._reports, lab)) as entries:
+                    stamp = tuple(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                                         for entry in entries if entry.name.startswith("check-")))
             except OSError:
                 stamp = None
             cached = self._checks.get(lab)
