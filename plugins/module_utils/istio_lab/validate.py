@@ -28,6 +28,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_c
     POLICY_RULES,
     PROTOCOLS,
     RULES,
+    WARNING_RULES,
     Findings,
     Problem,
     field_path,

@@ -21,6 +21,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_c
     labels_problems,
     number,
     object_name,
+    partial_wildcard,
     port_problem,
     selector_problems,
 )
@@ -103,6 +104,9 @@ def service_entry_problems(se):
         problem = domain_problem(host)
         if problem:
             found.add("se-hosts", f"spec.hosts[{i}]", f"{host!r} is not a host name: {problem}")
+        elif resolution != "DYNAMIC_DNS" and partial_wildcard(host):
+            found.add("se-partial-wildcard-warn", f"spec.hosts[{i}]", f"partial wildcard {host!r}: use "
+                      "'*.example.com' (only resolution DYNAMIC_DNS matches partial wildcards)")
 
     cidr = False
     for i, address in enumerate(spec.get("addresses") or []):
@@ -142,6 +146,9 @@ def service_entry_problems(se):
 
     port_names = {p.get("name") for p in ports}
     if resolution == "NONE":
+        if selector is not None:
+            found.add("se-selector-none-warn", "spec.workloadSelector", "resolution NONE forwards to the address "
+                      "the client asked for: the workloadSelector has no effect; use resolution STATIC")
         if endpoints:
             found.add("se-none-endpoints", "spec.endpoints", "resolution NONE forwards to the address the client "
                       "asked for and takes no endpoints: use resolution STATIC or DNS")
