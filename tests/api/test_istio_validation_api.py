@@ -35,7 +35,8 @@ NAMESPACE = "validation"
 
 def definition(case):
     return {"name": case.get("name", case["id"]), "namespace": case.get("namespace", NAMESPACE),
-            "spec": copy.deepcopy(case["spec"])}
+            "spec": copy.deepcopy(case["spec"]),
+            **({"annotations": case["annotations"]} if "annotations" in case else {})}
 
 
 def expected(case):

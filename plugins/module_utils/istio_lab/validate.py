@@ -49,6 +49,9 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_s
     service_entry_problems,
 )
 
+# Annotations istiod's webhook refuses on any object it validates.
+ISTIOD_INTERNAL_ANNOTATIONS = {"internal.istio.io/webhook-always-reject", "internal.istio.io/parents",
+                               "internal.istio.io/parent-namespace"}
 # Imported only when a write needs the schema: a no-op run skips the cost.
 HAS_JSONSCHEMA = importlib.util.find_spec("jsonschema") is not None
 # Kept for callers of the old name.
@@ -203,6 +206,13 @@ def metadata_problems(obj):
     if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
         found.add("name-dns", "metadata.name", f"{name!r} is not a valid name (lowercase letters, digits, '-' "
                   "and '.', starting and ending with a letter or digit)")
+    for key in sorted(meta.get("annotations") or {}):
+        if key == "istio.io/dry-run":
+            found.add("annotation", f"metadata.annotations[{key}]", f"{key} only works on an AuthorizationPolicy: "
+                      "remove it")
+        elif key in ISTIOD_INTERNAL_ANNOTATIONS:
+            found.add("annotation", f"metadata.annotations[{key}]", f"{key} is istiod's own annotation, which "
+                      "istiod refuses from users: remove it")
     if not DNS_LABEL.match(namespace) or len(namespace) > 63:
         found.add("namespace-dns", "metadata.namespace", f"{namespace!r} is not a valid namespace (lowercase "
                   "letters, digits and '-')")

@@ -127,6 +127,8 @@ _rules("any", [
     ("selector-label", "workload selector keys are non-empty and neither keys nor values hold `*`"),
     ("labels", "label keys and values are valid Kubernetes label keys and values"),
     ("duration", "durations are at least 1ms and whole milliseconds"),
+    ("annotation", "no istio.io/dry-run annotation (AuthorizationPolicy only) and none of istiod's internal "
+                   "annotations"),
 ])
 _rules("Gateway", [
     ("gw-name", "a Gateway's name is a DNS-1123 label (no dots)"),
@@ -245,7 +247,6 @@ _rules("Gateway", [
     ("gw-https-redirect-warn", "tls.httpsRedirect only on HTTP servers (istiod warns)"),
     ("gw-tls-old-version-warn", "minProtocolVersion below TLSV1_2 sets cipherSuites (istiod warns)"),
     ("gw-tls-passthrough-warn", "PASSTHROUGH/AUTO_PASSTHROUGH servers carry no certificates (istiod warns: ignored)"),
-    ("gw-tls-certificates-warn", "at most 2 tlsCertificates (istiod warns)"),
 ], warning=True)
 _rules("VirtualService", [
     ("vs-mirror-percent-warn", "mirrorPercent is deprecated: mirrorPercentage (istiod warns)"),
@@ -257,6 +258,8 @@ _rules("VirtualService", [
 _rules("DestinationRule", [
     ("dr-consecutive-errors-warn", "outlierDetection.consecutiveErrors is deprecated (istiod warns)"),
     ("dr-ring-size-warn", "consistentHash.minimumRingSize is deprecated (istiod warns)"),
+    ("dr-failover-outlier-warn", "locality failover (or failoverPriority) comes with outlierDetection (istiod "
+                                 "warns)"),
 ], warning=True)
 _rules("any", [
     ("selector-empty-warn", "a workloadSelector has labels (istiod warns: it selects every workload)"),
@@ -264,6 +267,7 @@ _rules("any", [
 _rules("ServiceEntry", [
     ("se-partial-wildcard-warn", "no partial wildcard host (`*x.com`) unless resolution DYNAMIC_DNS (istiod warns)"),
     ("se-selector-none-warn", "no workloadSelector with resolution NONE (istiod warns)"),
+    ("se-multi-host-address-warn", "addresses with a TCP port and several hosts (istiod warns)"),
 ], warning=True)
 
 
@@ -426,8 +430,8 @@ def header_name_problem(name, jwt=False):
     if jwt and (JWT_CLAIM_HEADER.match(name) or name in PSEUDO_HEADERS):
         return None
     if not HEADER_NAME.match(name):
-        return (f"{name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~; no spaces, no ':' "
-                "but in :authority, :path, :method, :scheme, :status)")
+        return (f"{name!r} is not a header name (an RFC 7230 token: letters, digits and punctuation such as - _ . "
+                "! # $ %; no spaces, no ':' but in :authority, :path, :method, :scheme, :status)")
     return None
 
 

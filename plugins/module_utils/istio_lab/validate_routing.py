@@ -79,9 +79,6 @@ def _server_tls_warnings(found, path, tls, mode):
             if tls.get(key):
                 found.add("gw-tls-passthrough-warn", f"{path}.{key}", f"{mode} mode does not use certificates: "
                           f"{key} is ignored; remove it, or terminate TLS (SIMPLE)")
-    if mode in TERMINATING_TLS_MODES and len(tls.get("tlsCertificates") or []) > 2:
-        found.add("gw-tls-certificates-warn", f"{path}.tlsCertificates", "a server takes at most 2 "
-                  "tlsCertificates (one RSA, one ECDSA): the others are ignored")
 
 
 def _server_tls_problems(found, path, tls):
@@ -90,7 +87,8 @@ def _server_tls_problems(found, path, tls):
     credential = tls.get("credentialName")
     has_credential = bool(credential or tls.get("credentialNames") or tls.get("tlsCertificates"))
     if mode == "ISTIO_MUTUAL":
-        for key in ("serverCertificate", "privateKey", "caCertificates", "credentialName"):
+        for key in ("serverCertificate", "privateKey", "caCertificates", "credentialName", "credentialNames",
+                    "tlsCertificates"):
             if tls.get(key):
                 found.add("gw-tls-istio-mutual", f"{path}.{key}", "ISTIO_MUTUAL uses the mesh certificates: "
                           f"remove {key}")
@@ -838,8 +836,11 @@ def _locality_list_problem(localities):
     return None
 
 
-def _locality_problems(found, path, lb):
+def _locality_problems(found, path, lb, outlier):
     distribute, failover = lb.get("distribute") or [], lb.get("failover") or []
+    if (failover or lb.get("failoverPriority")) and outlier is None:
+        found.add("dr-failover-outlier-warn", f"{path}.failover" if failover else f"{path}.failoverPriority",
+                  "failover only happens once outlierDetection ejects endpoints: add outlierDetection")
     if distribute and failover:
         found.add("dr-locality", path, "distribute and failover are exclusive: keep one")
         return
@@ -872,12 +873,21 @@ def _locality_problems(found, path, lb):
             found.add("dr-locality", f"{path}.failover[{k}]", "failover regions take no '*'")
 
 
-def _load_balancer_problems(found, path, lb):
+def _load_balancer_problems(found, path, lb, outlier=None):
     hashing = lb.get("consistentHash")
     if isinstance(hashing, dict):
         cookie = hashing.get("httpCookie")
         if isinstance(cookie, dict) and not cookie.get("name"):
             found.add("dr-load-balancer", f"{path}.consistentHash.httpCookie.name", "the cookie needs a name")
+        seen = set()
+        for k, attribute in enumerate((cookie or {}).get("attributes") or [] if isinstance(cookie, dict) else []):
+            name = (attribute or {}).get("name") if isinstance(attribute, dict) else None
+            where = f"{path}.consistentHash.httpCookie.attributes[{k}].name"
+            if not name:
+                found.add("dr-load-balancer", where, "a cookie attribute needs a name (e.g. SameSite)")
+            elif name in seen:
+                found.add("dr-load-balancer", where, f"cookie attribute {name!r} is given twice: list it once")
+            seen.add(name)
         if number(hashing.get("minimumRingSize")):
             found.add("dr-ring-size-warn", f"{path}.consistentHash.minimumRingSize", "minimumRingSize is "
                       "deprecated: use ringHash: {minimumRingSize: ...}")
@@ -895,9 +905,20 @@ def _load_balancer_problems(found, path, lb):
                 found.add("dr-load-balancer", f"{path}.consistentHash.maglev.tableSize", f"{size}: the maglev table "
                           "size must be a prime below 5000011 (e.g. 65537)")
     if isinstance(lb.get("localityLbSetting"), dict):
-        _locality_problems(found, f"{path}.localityLbSetting", lb["localityLbSetting"])
+        _locality_problems(found, f"{path}.localityLbSetting", lb["localityLbSetting"], outlier)
     if lb.get("warmupDurationSecs") is not None:
         duration_problems(found, lb.get("warmupDurationSecs"), f"{path}.warmupDurationSecs")
+    warmup = lb.get("warmup")
+    if isinstance(warmup, dict):
+        if warmup.get("duration") is None:
+            found.add("dr-load-balancer", f"{path}.warmup.duration", "a warmup needs a duration (e.g. 60s)")
+        else:
+            duration_problems(found, warmup.get("duration"), f"{path}.warmup.duration")
+        if number(warmup.get("minimumPercent")) > 100:
+            found.add("dr-load-balancer", f"{path}.warmup.minimumPercent", f"{warmup['minimumPercent']} is above 100")
+        if warmup.get("aggression") is not None and number(warmup.get("aggression"), 1) < 1:
+            found.add("dr-load-balancer", f"{path}.warmup.aggression", f"aggression {warmup['aggression']} is below "
+                      "1 (1 is linear)")
 
 
 def _policy_parts(found, path, policy):
@@ -906,7 +927,7 @@ def _policy_parts(found, path, policy):
     if policy.get("connectionPool") is not None:
         _pool_problems(found, f"{path}.connectionPool", policy.get("connectionPool"))
     if isinstance(policy.get("loadBalancer"), dict):
-        _load_balancer_problems(found, f"{path}.loadBalancer", policy["loadBalancer"])
+        _load_balancer_problems(found, f"{path}.loadBalancer", policy["loadBalancer"], policy.get("outlierDetection"))
     if isinstance(policy.get("tls"), dict):
         _client_tls_problems(found, f"{path}.tls", policy["tls"])
 

@@ -177,6 +177,13 @@ def service_entry_problems(se):
                           "HTTP (Host header) and TLS (SNI) tell them apart: use one host per ServiceEntry, or "
                           "resolution NONE")
                 break
+    if spec.get("addresses") and len(hosts) > 1:
+        for i, port in enumerate(ports):
+            if PROTOCOLS.get(str(port.get("protocol") or "").upper()) in ("tcp", "tls", "mongo", "redis", "mysql"):
+                found.add("se-multi-host-address-warn", f"spec.ports[{i}].protocol", "addresses with a TCP port "
+                          "and several hosts: the addresses cannot tell the hosts apart; use one host per "
+                          "ServiceEntry")
+                break
     export_to_problems(found, (se.get("metadata") or {}).get("namespace", ""), spec.get("exportTo"),
                        service_entry=True)
     return found
