@@ -9,7 +9,6 @@ import re
 import warnings
 
 import pytest
-
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_re2 import (
     UNICODE_CLASSES,
     re2_problem,
