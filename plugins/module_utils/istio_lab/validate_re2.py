@@ -15,7 +15,7 @@ Written for istio-lab from RE2's documented syntax
 
 from __future__ import annotations
 
-MAX_REPEAT = 1000  # RE2 and Go: {n,m} counts, and (RE2) their nested product
+MAX_REPEAT = 1000  # RE2 and Go: {n,m} counts, and their nested product
 MAX_DEPTH = 1000  # Go: "expression nests too deeply"
 _FLAGS = set("imsU")
 _PERL_CLASSES = set("dDsSwW")
@@ -66,7 +66,6 @@ class _Parser:
     def __init__(self, text):
         self.text = text
         self.pos = 0
-        self.names = set()
 
     def peek(self, offset=0):
         index = self.pos + offset
@@ -204,9 +203,6 @@ class _Parser:
             name = self.text[self.pos:end]
             if not name or not all(_is_word_ascii(c) for c in name):
                 self.fail(f"invalid named capture {name!r}: letters, digits and _ only (ASCII: Go's rule)")
-            if name in self.names:
-                self.fail(f"duplicate capture group name {name!r}")
-            self.names.add(name)
             self.pos = end + 1
             return True
         seen_minus, flags_after_minus = False, 0
