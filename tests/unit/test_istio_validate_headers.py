@@ -4,7 +4,6 @@ and JWT claims in matches); values hold no control character and only
 well-formed Envoy %VARIABLE% expressions. One table each."""
 
 import pytest
-
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_common import (
     header_name_problem,
     header_value_problem,

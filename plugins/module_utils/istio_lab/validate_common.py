@@ -148,6 +148,8 @@ _rules("Gateway", [
     ("gw-tls-required", "HTTPS and TLS servers have tls settings"),
     ("gw-tls-plaintext", "HTTP servers carry tls only for httpsRedirect, other non-TLS servers none"),
     ("gw-tls-credential", "SIMPLE/MUTUAL/OPTIONAL_MUTUAL servers have credentialName or certificate and key"),
+    ("gw-tls-one-source", "a server's certificate comes from one of credentialName, credentialNames, "
+                          "serverCertificate/privateKey, tlsCertificates"),
     ("gw-tls-ca", "MUTUAL/OPTIONAL_MUTUAL servers without credentialName have caCertificates"),
     ("gw-tls-istio-mutual", "ISTIO_MUTUAL servers set no certificate, key, CA or credentialName"),
     ("gw-tls-crl", "caCrl is not combined with credentialName or SIMPLE"),

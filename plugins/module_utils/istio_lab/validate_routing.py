@@ -85,7 +85,6 @@ def _server_tls_problems(found, path, tls):
     mode = str(tls.get("mode") or "PASSTHROUGH").upper()
     _server_tls_warnings(found, path, tls, mode)
     credential = tls.get("credentialName")
-    has_credential = bool(credential or tls.get("credentialNames") or tls.get("tlsCertificates"))
     if mode == "ISTIO_MUTUAL":
         for key in ("serverCertificate", "privateKey", "caCertificates", "credentialName", "credentialNames",
                     "tlsCertificates"):
@@ -93,14 +92,30 @@ def _server_tls_problems(found, path, tls):
                 found.add("gw-tls-istio-mutual", f"{path}.{key}", "ISTIO_MUTUAL uses the mesh certificates: "
                           f"remove {key}")
         return
-    if mode in TERMINATING_TLS_MODES and has_credential:
+    certificates = tls.get("tlsCertificates") or []
+    sources = [key for key, given in (
+        ("credentialName", credential), ("credentialNames", tls.get("credentialNames")),
+        ("serverCertificate", tls.get("serverCertificate") and tls.get("privateKey")),
+        ("tlsCertificates", certificates)) if given]
+    if len(sources) > 1:
+        found.add("gw-tls-one-source", f"{path}.{sources[-1]}", f"{' and '.join(sources)} both give the "
+                  "certificate: keep one")
+    if mode in TERMINATING_TLS_MODES and (credential or tls.get("credentialNames")):
         return  # the credential holds the certificates (and a CRL, if any)
     if mode in TERMINATING_TLS_MODES:
-        if not (tls.get("serverCertificate") and tls.get("privateKey")):
+        if certificates:
+            for k, certificate in enumerate(certificates):
+                if not isinstance(certificate, dict):
+                    continue
+                for key in ("serverCertificate", "privateKey"):
+                    if not certificate.get(key):
+                        found.add("gw-tls-credential", f"{path}.tlsCertificates[{k}].{key}", f"TLS mode {mode} "
+                                  f"needs {key} in each tlsCertificates entry")
+        elif not (tls.get("serverCertificate") and tls.get("privateKey")):
             found.add("gw-tls-credential", f"{path}.credentialName", f"TLS mode {mode} terminates TLS and needs a "
                       "certificate: set credentialName (a Secret in the gateway's namespace) or serverCertificate "
                       "and privateKey")
-        elif mode in ("MUTUAL", "OPTIONAL_MUTUAL") and not tls.get("caCertificates"):
+        if mode in ("MUTUAL", "OPTIONAL_MUTUAL") and not tls.get("caCertificates"):
             found.add("gw-tls-ca", f"{path}.caCertificates", f"TLS mode {mode} needs the client CA: set "
                       "credentialName or caCertificates")
     if tls.get("caCrl"):
