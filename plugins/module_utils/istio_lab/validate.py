@@ -7,9 +7,10 @@
    JSON schema where an object with `properties` (and no
    x-kubernetes-preserve-unknown-fields) admits nothing else.
 2. Istio's own rules that the schema does not express, within one object:
-   every rule of istiod's validation for Gateway, VirtualService,
-   DestinationRule and ServiceEntry (validate_routing.py,
-   validate_service_entry.py; the catalogue is validate_common.RULES).
+   istiod's validation for Gateway, VirtualService, DestinationRule and
+   ServiceEntry (validate_routing.py, validate_service_entry.py,
+   validate_re2.py for regexes; the catalogue is validate_common.RULES, the
+   audit against istiod docs/validation.md).
 3. Cross-object rules (gateway references, hosts admitted by the gateways'
    servers), which `validate: warn` may relax to warnings.
 
@@ -283,8 +284,10 @@ OBJECT_RULES = {
 
 def object_problems(obj):
     """Metadata and Istio's single-object rules of Gateways,
-    VirtualServices, DestinationRules and ServiceEntries; always errors.
-    Each problem carries its rule id (Problem.rule, see RULES)."""
+    VirtualServices, DestinationRules and ServiceEntries. Each problem
+    carries its rule id (Problem.rule, see RULES): those of WARNING_RULES
+    (istiod warns) and POLICY_RULES (istio-lab's convention) are warnings,
+    the others errors."""
     return metadata_problems(obj) + OBJECT_RULES[obj["kind"]](obj)
 
 
