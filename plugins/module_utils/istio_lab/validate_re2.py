@@ -88,9 +88,10 @@ class _Parser:
                 self.fail(f"backreference \\{char} is not supported (RE2 has no backreferences)")
             char = "0"
         if char == "0":
-            for _ in range(2):
-                if self.peek() and self.peek() in _OCTAL:
-                    self.pos += 1
+            end = self.pos
+            while end < self.pos + 2 and end < len(self.text) and self.text[end] in _OCTAL:
+                end += 1  # up to three octal digits in all
+            self.pos = end
             return "char"
         if char in "89":
             self.fail(f"invalid escape sequence \\{char} (RE2 has no backreferences)")
