@@ -42,6 +42,8 @@ TABLE = [
     (r"a{0,1000}", True, True),
     (r"(a{2}){500}", True, True),
     (r"a{,3}", True, True),  # not a repeat: literal text
+    (r"{01}", True, True),  # a leading zero: literal text too
+    (r"a{01}{2}", True, True),
     (r"a{", True, True),
     (r"a{1,2", True, True),
     (r"\Q*+?\E", True, True),

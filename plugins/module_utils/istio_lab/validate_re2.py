@@ -228,7 +228,7 @@ class _Parser:
         if end < 0:
             return None
         low, comma, high = self.text[self.pos + 1:end].partition(",")
-        if not low.isdigit() or not low.isascii() or (high and not (high.isdigit() and high.isascii())):
+        if not _is_count(low) or (high and not _is_count(high)):
             return None
         return int(low), (int(high) if high else -1) if comma else int(low), end + 1
 
@@ -300,6 +300,11 @@ class _Parser:
             frames[-1][1] = 1
         if len(frames) > 1:
             self.fail("missing ): a group is not closed")
+
+
+def _is_count(text):
+    """A repeat count: ASCII digits without a leading zero (`{01}` is literal text)."""
+    return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0"))
 
 
 def _escape_value(escape):
