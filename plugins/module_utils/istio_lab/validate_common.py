@@ -256,6 +256,9 @@ _rules("VirtualService", [
     ("vs-direct-response-size-warn", "a directResponse body over 100 kB (istiod warns)"),
     ("vs-gateway-legacy-warn", "gateway references as `name.namespace` are legacy: `namespace/name` (istiod warns)"),
     ("vs-sni-ip-warn", "an IP address as SNI host (istiod warns)"),
+    ("vs-unreachable-warn", "no route after a route without matches, nor one whose matches all repeat earlier "
+                            "ones (istiod warns)"),
+    ("vs-duplicate-match-warn", "no match that repeats one of an earlier route (istiod warns)"),
 ], warning=True)
 _rules("DestinationRule", [
     ("dr-consecutive-errors-warn", "outlierDetection.consecutiveErrors is deprecated (istiod warns)"),

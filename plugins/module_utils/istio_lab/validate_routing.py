@@ -6,6 +6,8 @@ says what would be right; each carries the id of its rule in RULES."""
 
 from __future__ import annotations
 
+import json
+
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_common import (
     GRPC_STATUSES,
     HTTP_METHODS,
@@ -705,6 +707,37 @@ def _vs_host_problems(found, spec):
                               f"({a!r}): list each host once")
 
 
+def _unreachable_routes(found, spec):
+    """istiod's warnings about routes that never see a request: after a
+    route without matches (a catch-all), or whose matches all repeat
+    earlier ones. (istiod also compares URI prefixes; that is left out.)"""
+    for kind in ("http", "tls", "tcp"):
+        seen, catch_all = {}, None
+        for i, route in enumerate(spec.get(kind) or []):
+            if not isinstance(route, dict):
+                continue
+            matches = route.get("match") or []
+            if catch_all is not None:
+                found.add("vs-unreachable-warn", f"spec.{kind}[{i}]", f"never reached: spec.{kind}[{catch_all}] has "
+                          "no match and takes every request; move it last")
+                continue
+            if not matches:
+                catch_all = i
+                continue
+            repeated = 0
+            for j, match in enumerate(matches):
+                key = json.dumps(match, sort_keys=True, default=str)
+                if key in seen:
+                    repeated += 1
+                    found.add("vs-duplicate-match-warn", f"spec.{kind}[{i}].match[{j}]", f"the same match as "
+                              f"spec.{kind}[{seen[key]}], which takes these requests first")
+                else:
+                    seen[key] = i
+            if repeated == len(matches):
+                found.add("vs-unreachable-warn", f"spec.{kind}[{i}]", "never reached: earlier routes take all of its "
+                          "matches")
+
+
 def virtual_service_problems(vs):
     found = Findings(object_name(vs))
     spec = vs.get("spec") or {}
@@ -730,6 +763,7 @@ def virtual_service_problems(vs):
         if isinstance(route, dict):
             _tcp_route_problems(found, f"spec.tcp[{i}]", route)
     export_to_problems(found, (vs.get("metadata") or {}).get("namespace", ""), spec.get("exportTo"))
+    _unreachable_routes(found, spec)
     found += weight_problems(found.name, spec)
     return found
 
