@@ -43,6 +43,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource i
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.sources import SourceError, yaml_documents
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import (
     POLICY_RULES,
+    WARNING_RULES,
     Problem,
     SchemaValidator,
     gateway_index,
@@ -236,7 +237,9 @@ class Applier:
         checked = [p.desired for p in plans if p.desired is not None and p.key not in malformed]
         for obj in checked:
             for problem in _rule(object_problems, obj):
-                if problem.rule in POLICY_RULES:  # istiod accepts it: say so, never refuse it
+                if problem.rule in WARNING_RULES:  # istiod warns and stores it: so do the modules
+                    self.warnings.append(f"{problem} (istiod warns about this too)")
+                elif problem.rule in POLICY_RULES:  # istiod accepts it: say so, never refuse it
                     self.warnings.append(f"{problem} (istiod accepts this; the course's convention differs)")
                 else:
                     errors.append(problem)

@@ -7,9 +7,10 @@
    JSON schema where an object with `properties` (and no
    x-kubernetes-preserve-unknown-fields) admits nothing else.
 2. Istio's own rules that the schema does not express, within one object:
-   every rule of istiod's validation for Gateway, VirtualService,
-   DestinationRule and ServiceEntry (validate_routing.py,
-   validate_service_entry.py; the catalogue is validate_common.RULES).
+   istiod's validation for Gateway, VirtualService, DestinationRule and
+   ServiceEntry (validate_routing.py, validate_service_entry.py,
+   validate_re2.py for regexes; the catalogue is validate_common.RULES, the
+   audit against istiod docs/validation.md).
 3. Cross-object rules (gateway references, hosts admitted by the gateways'
    servers), which `validate: warn` may relax to warnings.
 
@@ -28,6 +29,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_c
     POLICY_RULES,
     PROTOCOLS,
     RULES,
+    WARNING_RULES,
     Findings,
     Problem,
     field_path,
@@ -48,6 +50,9 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_s
     service_entry_problems,
 )
 
+# Annotations istiod's webhook refuses on any object it validates.
+ISTIOD_INTERNAL_ANNOTATIONS = {"internal.istio.io/webhook-always-reject", "internal.istio.io/parents",
+                               "internal.istio.io/parent-namespace"}
 # Imported only when a write needs the schema: a no-op run skips the cost.
 HAS_JSONSCHEMA = importlib.util.find_spec("jsonschema") is not None
 # Kept for callers of the old name.
@@ -202,6 +207,13 @@ def metadata_problems(obj):
     if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
         found.add("name-dns", "metadata.name", f"{name!r} is not a valid name (lowercase letters, digits, '-' "
                   "and '.', starting and ending with a letter or digit)")
+    for key in sorted(meta.get("annotations") or {}):
+        if key == "istio.io/dry-run":
+            found.add("annotation", f"metadata.annotations[{key}]", f"{key} only works on an AuthorizationPolicy: "
+                      "remove it")
+        elif key in ISTIOD_INTERNAL_ANNOTATIONS:
+            found.add("annotation", f"metadata.annotations[{key}]", f"{key} is istiod's own annotation, which "
+                      "istiod refuses from users: remove it")
     if not DNS_LABEL.match(namespace) or len(namespace) > 63:
         found.add("namespace-dns", "metadata.namespace", f"{namespace!r} is not a valid namespace (lowercase "
                   "letters, digits and '-')")
@@ -272,8 +284,10 @@ OBJECT_RULES = {
 
 def object_problems(obj):
     """Metadata and Istio's single-object rules of Gateways,
-    VirtualServices, DestinationRules and ServiceEntries; always errors.
-    Each problem carries its rule id (Problem.rule, see RULES)."""
+    VirtualServices, DestinationRules and ServiceEntries. Each problem
+    carries its rule id (Problem.rule, see RULES): those of WARNING_RULES
+    (istiod warns) and POLICY_RULES (istio-lab's convention) are warnings,
+    the others errors."""
     return metadata_problems(obj) + OBJECT_RULES[obj["kind"]](obj)
 
 

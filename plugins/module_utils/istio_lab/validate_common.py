@@ -22,7 +22,11 @@ WILDCARD_LABEL = re.compile(r"^(\*|(\*|\*-)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9]
 LABEL_NAME = re.compile(r"^(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_PREFIX = re.compile(r"^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^((?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-HEADER_NAME = re.compile(r"^[-_A-Za-z0-9]+$")
+# RFC 7230 token characters: istiod's header names in matches and CORS.
+HEADER_NAME = re.compile(r"^[-!#$%&'*+.^_`|~A-Za-z0-9]+$")
+PSEUDO_HEADERS = {":method", ":scheme", ":authority", ":path", ":status"}
+# Control characters other than tab: what istiod refuses in a header value.
+HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 JWT_CLAIM_HEADER = re.compile(r"^@request\.auth\.claims(\.[^.]+|\[[^\]]+\])+$")
 UNIX_PREFIX = "unix://"
 
@@ -98,16 +102,20 @@ class Findings(list):
 # ---------------------------------------------------------------- the catalogue
 
 # id -> (kind, what the rule refuses). `policy` ids are istio-lab's own
-# rules, stricter than istiod (see docs/modules.md).
+# rules, stricter than istiod (see docs/modules.md); `warning` ids are what
+# istiod only warns about. Both are warnings, never refusals.
 RULES = {}
 POLICY_RULES = set()
+WARNING_RULES = set()
 
 
-def _rules(kind, entries, policy=False):
+def _rules(kind, entries, policy=False, warning=False):
     for rule_id, text in entries:
         RULES[rule_id] = (kind, text)
         if policy:
             POLICY_RULES.add(rule_id)
+        if warning:
+            WARNING_RULES.add(rule_id)
 
 
 _rules("any", [
@@ -119,6 +127,8 @@ _rules("any", [
     ("selector-label", "workload selector keys are non-empty and neither keys nor values hold `*`"),
     ("labels", "label keys and values are valid Kubernetes label keys and values"),
     ("duration", "durations are at least 1ms and whole milliseconds"),
+    ("annotation", "no istio.io/dry-run annotation (AuthorizationPolicy only) and none of istiod's internal "
+                   "annotations"),
 ])
 _rules("Gateway", [
     ("gw-name", "a Gateway's name is a DNS-1123 label (no dots)"),
@@ -138,6 +148,8 @@ _rules("Gateway", [
     ("gw-tls-required", "HTTPS and TLS servers have tls settings"),
     ("gw-tls-plaintext", "HTTP servers carry tls only for httpsRedirect, other non-TLS servers none"),
     ("gw-tls-credential", "SIMPLE/MUTUAL/OPTIONAL_MUTUAL servers have credentialName or certificate and key"),
+    ("gw-tls-one-source", "a server's certificate comes from one of credentialName, credentialNames, "
+                          "serverCertificate/privateKey, tlsCertificates"),
     ("gw-tls-ca", "MUTUAL/OPTIONAL_MUTUAL servers without credentialName have caCertificates"),
     ("gw-tls-istio-mutual", "ISTIO_MUTUAL servers set no certificate, key, CA or credentialName"),
     ("gw-tls-crl", "caCrl is not combined with credentialName or SIMPLE"),
@@ -170,7 +182,9 @@ _rules("VirtualService", [
     ("vs-string-match", "prefix and regex matches are not empty; regexes at most 1024 characters"),
     ("vs-source-namespace", "sourceNamespace is a DNS label"),
     ("vs-header-operation", "header operations name a header; no pseudo-headers, Host only via request add/set"),
-    ("vs-header-value", "header values hold no control characters"),
+    ("vs-header-value", "header values hold no control characters and only well-formed Envoy %VARIABLE% "
+                        "expressions (`%%` for a literal %)"),
+    ("vs-regex", "regexes (StringMatch regex, uriRegexRewrite.match, CORS origins) compile as RE2 and Go regexp"),
     ("vs-authority-once", "the authority is rewritten in one place only"),
     ("vs-cors-origin", "CORS allowOrigins entries have a non-empty exact, prefix or regex"),
     ("vs-cors-method", "CORS allowMethods are HTTP methods Go knows (GET, POST, ...)"),
@@ -229,6 +243,37 @@ _rules("ServiceEntry", [
     ("se-endpoint-port", "endpoint ports name a port of the ServiceEntry and are 1..65535"),
     ("se-multi-host-tcp", "several hosts (resolution other than NONE) only with HTTP or TLS ports"),
 ])
+
+
+_rules("Gateway", [
+    ("gw-https-redirect-warn", "tls.httpsRedirect only on HTTP servers (istiod warns)"),
+    ("gw-tls-old-version-warn", "minProtocolVersion below TLSV1_2 sets cipherSuites (istiod warns)"),
+    ("gw-tls-passthrough-warn", "PASSTHROUGH/AUTO_PASSTHROUGH servers carry no certificates (istiod warns: ignored)"),
+], warning=True)
+_rules("VirtualService", [
+    ("vs-mirror-percent-warn", "mirrorPercent is deprecated: mirrorPercentage (istiod warns)"),
+    ("vs-abort-type-warn", "an abort sets httpStatus or grpcStatus (istiod warns)"),
+    ("vs-direct-response-size-warn", "a directResponse body over 100 kB (istiod warns)"),
+    ("vs-gateway-legacy-warn", "gateway references as `name.namespace` are legacy: `namespace/name` (istiod warns)"),
+    ("vs-sni-ip-warn", "an IP address as SNI host (istiod warns)"),
+    ("vs-unreachable-warn", "no route after a route without matches, nor one whose matches all repeat earlier "
+                            "ones (istiod warns)"),
+    ("vs-duplicate-match-warn", "no match that repeats one of an earlier route (istiod warns)"),
+], warning=True)
+_rules("DestinationRule", [
+    ("dr-consecutive-errors-warn", "outlierDetection.consecutiveErrors is deprecated (istiod warns)"),
+    ("dr-ring-size-warn", "consistentHash.minimumRingSize is deprecated (istiod warns)"),
+    ("dr-failover-outlier-warn", "locality failover (or failoverPriority) comes with outlierDetection (istiod "
+                                 "warns)"),
+], warning=True)
+_rules("any", [
+    ("selector-empty-warn", "a workloadSelector has labels (istiod warns: it selects every workload)"),
+], warning=True)
+_rules("ServiceEntry", [
+    ("se-partial-wildcard-warn", "no partial wildcard host (`*x.com`) unless resolution DYNAMIC_DNS (istiod warns)"),
+    ("se-selector-none-warn", "no workloadSelector with resolution NONE (istiod warns)"),
+    ("se-multi-host-address-warn", "addresses with a TCP port and several hosts (istiod warns)"),
+], warning=True)
 
 
 # ---------------------------------------------------------------- shared checks
@@ -314,6 +359,9 @@ def labels_problems(found, labels, path):
 
 
 def selector_problems(found, labels, path):
+    if not labels:
+        found.add("selector-empty-warn", path, "a workload selector without labels selects every workload in the "
+                  "namespace: give labels, or remove the selector")
     for key, value in (labels or {}).items():
         if key == "":
             found.add("selector-label", f"{path}[]", "an empty key selects nothing: name a label")
@@ -380,12 +428,74 @@ def export_to_problems(found, namespace, export_to, service_entry=False):
 
 
 def header_name_problem(name, jwt=False):
+    """istiod's header name in a match (`jwt`: JWT claims and the five
+    pseudo-headers too) or a CORS list: an RFC 7230 token."""
     if not name:
         return "an empty header name"
-    if jwt and JWT_CLAIM_HEADER.match(name):
+    if jwt and (JWT_CLAIM_HEADER.match(name) or name in PSEUDO_HEADERS):
         return None
     if not HEADER_NAME.match(name):
-        return f"{name!r} is not a header name (letters, digits, '-' and '_')"
+        return (f"{name!r} is not a header name (an RFC 7230 token: letters, digits and punctuation such as - _ . "
+                "! # $ %; no spaces, no ':' but in :authority, :path, :method, :scheme, :status)")
+    return None
+
+
+def header_value_problem(value):
+    """Why Envoy would refuse a header value istiod passes on (a control
+    character, or a malformed %VARIABLE% expression), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    if HEADER_VALUE_CONTROL.search(value):
+        return "the value holds a control character: remove it"
+    state, i = "literal", 0
+    while i < len(value):
+        char = value[i]
+        if state == "literal":
+            if char == "%":
+                if i + 1 == len(value):
+                    return "an unescaped '%' ends the value: write '%%' for a literal %"
+                if value[i + 1] == "%":
+                    i += 1
+                else:
+                    state = "name"
+        elif state == "name":
+            state = {"%": "literal", "(": "args"}.get(char, "name")
+        elif state == "args":  # %VAR(...)%: a JSON array of strings, or a bare argument
+            state = "string_start" if char == "[" else ("args" if char == " " else "string")
+        elif state == "string_start":
+            if char == '"':
+                state = "string"
+            elif char != " ":
+                return "expected '\"' to start a string argument of a %VARIABLE(...)% expression"
+        elif state == "string":
+            if char == "\\":
+                if i + 1 == len(value):
+                    return "a backslash ends a string argument of a %VARIABLE(...)% expression"
+                i += 1
+            elif char == ")":
+                state = "var_end"
+            elif char == '"':
+                state = "delimiter"
+        elif state == "delimiter":
+            if char == ",":
+                state = "string_start"
+            elif char == "]":
+                state = "args_end"
+            elif char != " ":
+                return "expected ',' or ']' between the arguments of a %VARIABLE(...)% expression"
+        elif state == "args_end":
+            if char == ")":
+                state = "var_end"
+            elif char != " ":
+                return "expected ')' after the arguments of a %VARIABLE(...)% expression"
+        elif state == "var_end":
+            if char == "%":
+                state = "literal"
+            elif char != " ":
+                return "expected '%' to close a %VARIABLE(...)% expression"
+        i += 1
+    if state != "literal":
+        return "an unterminated %VARIABLE% expression: close it with '%', or write '%%' for a literal %"
     return None
 
 

@@ -6,6 +6,8 @@ says what would be right; each carries the id of its rule in RULES."""
 
 from __future__ import annotations
 
+import json
+
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_common import (
     GRPC_STATUSES,
     HTTP_METHODS,
@@ -20,6 +22,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_c
     duration_problems,
     export_to_problems,
     header_name_problem,
+    header_value_problem,
     host_subset,
     hosts_overlap,
     is_ip,
@@ -31,6 +34,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_c
     port_problem,
     selector_problems,
 )
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_re2 import re2_problem
 
 MESH_GATEWAY = "mesh"
 # Server TLS modes that terminate TLS and so need a certificate.
@@ -66,24 +70,54 @@ def _server_host_problems(found, path, host):
         found.add("gw-host-name", path, f"{dns!r} has a partial wildcard: use '*' or '*.example.com'")
 
 
+def _server_tls_warnings(found, path, tls, mode):
+    if tls.get("minProtocolVersion") in ("TLSV1_0", "TLSV1_1") and not tls.get("cipherSuites"):
+        found.add("gw-tls-old-version-warn", f"{path}.cipherSuites", f"minProtocolVersion "
+                  f"{tls['minProtocolVersion']} needs cipherSuites that version supports: Envoy's default ones "
+                  "no longer include them")
+    if mode in PASSTHROUGH_MODES:
+        for key in ("serverCertificate", "privateKey", "caCertificates", "caCrl", "credentialName",
+                    "credentialNames", "tlsCertificates"):
+            if tls.get(key):
+                found.add("gw-tls-passthrough-warn", f"{path}.{key}", f"{mode} mode does not use certificates: "
+                          f"{key} is ignored; remove it, or terminate TLS (SIMPLE)")
+
+
 def _server_tls_problems(found, path, tls):
     mode = str(tls.get("mode") or "PASSTHROUGH").upper()
+    _server_tls_warnings(found, path, tls, mode)
     credential = tls.get("credentialName")
-    has_credential = bool(credential or tls.get("credentialNames") or tls.get("tlsCertificates"))
     if mode == "ISTIO_MUTUAL":
-        for key in ("serverCertificate", "privateKey", "caCertificates", "credentialName"):
+        for key in ("serverCertificate", "privateKey", "caCertificates", "credentialName", "credentialNames",
+                    "tlsCertificates"):
             if tls.get(key):
                 found.add("gw-tls-istio-mutual", f"{path}.{key}", "ISTIO_MUTUAL uses the mesh certificates: "
                           f"remove {key}")
         return
-    if mode in TERMINATING_TLS_MODES and has_credential:
+    certificates = tls.get("tlsCertificates") or []
+    sources = [key for key, given in (
+        ("credentialName", credential), ("credentialNames", tls.get("credentialNames")),
+        ("serverCertificate", tls.get("serverCertificate") and tls.get("privateKey")),
+        ("tlsCertificates", certificates)) if given]
+    if len(sources) > 1:
+        found.add("gw-tls-one-source", f"{path}.{sources[-1]}", f"{' and '.join(sources)} both give the "
+                  "certificate: keep one")
+    if mode in TERMINATING_TLS_MODES and (credential or tls.get("credentialNames")):
         return  # the credential holds the certificates (and a CRL, if any)
     if mode in TERMINATING_TLS_MODES:
-        if not (tls.get("serverCertificate") and tls.get("privateKey")):
+        if certificates:
+            for k, certificate in enumerate(certificates):
+                if not isinstance(certificate, dict):
+                    continue
+                for key in ("serverCertificate", "privateKey"):
+                    if not certificate.get(key):
+                        found.add("gw-tls-credential", f"{path}.tlsCertificates[{k}].{key}", f"TLS mode {mode} "
+                                  f"needs {key} in each tlsCertificates entry")
+        elif not (tls.get("serverCertificate") and tls.get("privateKey")):
             found.add("gw-tls-credential", f"{path}.credentialName", f"TLS mode {mode} terminates TLS and needs a "
                       "certificate: set credentialName (a Secret in the gateway's namespace) or serverCertificate "
                       "and privateKey")
-        elif mode in ("MUTUAL", "OPTIONAL_MUTUAL") and not tls.get("caCertificates"):
+        if mode in ("MUTUAL", "OPTIONAL_MUTUAL") and not tls.get("caCertificates"):
             found.add("gw-tls-ca", f"{path}.caCertificates", f"TLS mode {mode} needs the client CA: set "
                       "credentialName or caCertificates")
     if tls.get("caCrl"):
@@ -142,6 +176,9 @@ def _server_problems(found, path, server, by_name, by_number):
             if other[0] != family:
                 found.add("gw-port-one-protocol", f"{path}.port.protocol", f"port {number_} is {other[1]} in "
                           f"{other[2]} and {protocol} here: servers on one port must agree")
+        if family != "http" and isinstance(tls, dict) and tls.get("httpsRedirect"):
+            found.add("gw-https-redirect-warn", f"{path}.tls.httpsRedirect", f"httpsRedirect only acts on HTTP "
+                      f"servers, not {protocol}: remove it")
         if port_ok:
             if family == "tls" and not tls:
                 found.add("gw-tls-required", f"{path}.tls", f"a {protocol} server needs tls settings (mode and "
@@ -199,6 +236,10 @@ def _gateway_name_problems(found, path, names):
             continue
         namespace, slash, gateway = name.partition("/")
         if not slash:
+            if "." in name:
+                parts = name.split(".")
+                found.add("vs-gateway-legacy-warn", f"{path}[{k}]", f"{name!r} is the legacy name.namespace form: "
+                          f"write {parts[1]}/{parts[0]}")
             problem = domain_problem(name, wildcard=False)
             if problem:
                 found.add("vs-gateway-name", f"{path}[{k}]", f"{name!r} is not a gateway reference ({problem}): "
@@ -226,6 +267,14 @@ def _string_match_problems(found, path, match, prefix_may_be_empty=False):
         elif len(regex) > 1024:
             found.add("vs-string-match", f"{path}.regex", f"the regex has {len(regex)} characters: Istio takes at "
                       "most 1024")
+        else:
+            _regex_problems(found, f"{path}.regex", regex)
+
+
+def _regex_problems(found, path, regex):
+    problem = re2_problem(regex)
+    if problem:
+        found.add("vs-regex", path, f"{regex!r} does not compile: {problem}")
 
 
 def _header_operations(found, path, headers):
@@ -248,8 +297,9 @@ def _header_operations(found, path, headers):
                 elif lower == "host" or name.startswith(":"):
                     found.add("vs-header-operation", where, f"{name!r} cannot be {op}{'ed' if op != 'set' else ''} "
                               "here: Host and pseudo-headers are Envoy's (rewrite the authority instead)")
-                if isinstance(value, str) and any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
-                    found.add("vs-header-value", where, "the value holds a control character: remove it")
+                problem = header_value_problem(value)
+                if problem:
+                    found.add("vs-header-value", where, problem)
 
 
 def _authority_problems(found, path, route):
@@ -450,6 +500,9 @@ def _fault_problems(found, path, fault):
             status = number(abort.get("httpStatus"))
             if not 200 <= status <= 600:
                 found.add("vs-fault-status", f"{path}.abort.httpStatus", f"HTTP status {status} is outside 200..600")
+        else:
+            found.add("vs-abort-type-warn", f"{path}.abort", "an abort without httpStatus or grpcStatus aborts "
+                      "nothing: set one")
     if isinstance(delay, dict):
         if delay.get("percentage") is not None:
             problem = _percentage_problem((delay.get("percentage") or {}).get("value"))
@@ -489,6 +542,8 @@ def _retry_problems(found, path, retries):
                           "attempts, or remove the retry settings")
     if retries.get("perTryTimeout") is not None:
         duration_problems(found, retries.get("perTryTimeout"), f"{path}.perTryTimeout")
+    if retries.get("backoff") is not None:
+        duration_problems(found, retries.get("backoff"), f"{path}.backoff")
     retry_on = retries.get("retryOn")
     if isinstance(retry_on, str) and retry_on:
         for policy in retry_on.split(","):
@@ -509,6 +564,8 @@ def _rewrite_problems(found, path, rewrite):
             found.add("vs-rewrite", f"{path}.uriRegexRewrite", "uriRegexRewrite needs both match and rewrite")
         elif len(regex["match"]) > 1024:
             found.add("vs-string-match", f"{path}.uriRegexRewrite.match", "the regex has more than 1024 characters")
+        else:
+            _regex_problems(found, f"{path}.uriRegexRewrite.match", regex["match"])
 
 
 def _http_route_problems(found, path, route, delegate_vs, applies_to_gateway):
@@ -519,8 +576,11 @@ def _http_route_problems(found, path, route, delegate_vs, applies_to_gateway):
         _cors_problems(found, f"{path}.corsPolicy", route["corsPolicy"])
     if isinstance(route.get("fault"), dict):
         _fault_problems(found, f"{path}.fault", route["fault"])
-    if route.get("mirrorPercent") is not None and number(route.get("mirrorPercent")) > 100:
-        found.add("vs-mirror-percentage", f"{path}.mirrorPercent", f"{route['mirrorPercent']} is above 100")
+    if route.get("mirrorPercent") is not None:
+        if number(route.get("mirrorPercent")) > 100:
+            found.add("vs-mirror-percentage", f"{path}.mirrorPercent", f"{route['mirrorPercent']} is above 100")
+        found.add("vs-mirror-percent-warn", f"{path}.mirrorPercent", "mirrorPercent is deprecated: use "
+                  "mirrorPercentage: {value: ...}")
     if isinstance(route.get("mirrorPercentage"), dict):
         value = number(route["mirrorPercentage"].get("value"))
         if not 0 <= value <= 100:
@@ -550,6 +610,9 @@ def _http_route_problems(found, path, route, delegate_vs, applies_to_gateway):
         size = len(str(body.get("string") or body.get("bytes") or "").encode())
         if size > 1024 * 1024:
             found.add("vs-direct-response", f"{path}.directResponse.body", f"the body has {size} bytes: at most 1 MB")
+        elif size > 100 * 1024:
+            found.add("vs-direct-response-size-warn", f"{path}.directResponse.body", f"the body has {size} bytes: "
+                      "over 100 kB it weighs on the control plane; serve it from a service instead")
     if isinstance(route.get("retries"), dict):
         _retry_problems(found, f"{path}.retries", route["retries"])
     if isinstance(route.get("rewrite"), dict):
@@ -565,7 +628,10 @@ def _sni_host_problems(found, path, sni, spec, bound_to_gateway):
     if bound_to_gateway and isinstance(sni, str) and sni.split(".", 1)[0] == "outbound_":
         problem = None
     if problem:
-        if not is_ip(sni):
+        if is_ip(sni):
+            found.add("vs-sni-ip-warn", path, f"{sni!r} is an IP address: SNI carries host names, most clients "
+                      "send none for an IP")
+        else:
             found.add("vs-sni-host", path, f"{sni!r} is not a host name: {problem}")
         return
     if not any(isinstance(h, str) and host_subset(sni, h) for h in spec.get("hosts") or []):
@@ -641,6 +707,37 @@ def _vs_host_problems(found, spec):
                               f"({a!r}): list each host once")
 
 
+def _unreachable_routes(found, spec):
+    """istiod's warnings about routes that never see a request: after a
+    route without matches (a catch-all), or whose matches all repeat
+    earlier ones. (istiod also compares URI prefixes; that is left out.)"""
+    for kind in ("http", "tls", "tcp"):
+        seen, catch_all = {}, None
+        for i, route in enumerate(spec.get(kind) or []):
+            if not isinstance(route, dict):
+                continue
+            matches = route.get("match") or []
+            if catch_all is not None:
+                found.add("vs-unreachable-warn", f"spec.{kind}[{i}]", f"never reached: spec.{kind}[{catch_all}] has "
+                          "no match and takes every request; move it last")
+                continue
+            if not matches:
+                catch_all = i
+                continue
+            repeated = 0
+            for j, match in enumerate(matches):
+                key = json.dumps(match, sort_keys=True, default=str)
+                if key in seen:
+                    repeated += 1
+                    found.add("vs-duplicate-match-warn", f"spec.{kind}[{i}].match[{j}]", f"the same match as "
+                              f"spec.{kind}[{seen[key]}], which takes these requests first")
+                else:
+                    seen[key] = i
+            if repeated == len(matches):
+                found.add("vs-unreachable-warn", f"spec.{kind}[{i}]", "never reached: earlier routes take all of its "
+                          "matches")
+
+
 def virtual_service_problems(vs):
     found = Findings(object_name(vs))
     spec = vs.get("spec") or {}
@@ -666,6 +763,7 @@ def virtual_service_problems(vs):
         if isinstance(route, dict):
             _tcp_route_problems(found, f"spec.tcp[{i}]", route)
     export_to_problems(found, (vs.get("metadata") or {}).get("namespace", ""), spec.get("exportTo"))
+    _unreachable_routes(found, spec)
     found += weight_problems(found.name, spec)
     return found
 
@@ -701,6 +799,9 @@ def _outlier_problems(found, path, outlier):
     for key in ("baseEjectionTime", "interval"):
         if outlier.get(key) is not None:
             duration_problems(found, outlier.get(key), f"{path}.{key}")
+    if number(outlier.get("consecutiveErrors")):
+        found.add("dr-consecutive-errors-warn", f"{path}.consecutiveErrors", "consecutiveErrors is deprecated: use "
+                  "consecutive5xxErrors or consecutiveGatewayErrors")
     if not outlier.get("splitExternalLocalOriginErrors") and number(outlier.get("consecutiveLocalOriginFailures")) > 0:
         found.add("dr-outlier", f"{path}.consecutiveLocalOriginFailures", "counts local-origin failures only with "
                   "splitExternalLocalOriginErrors: true; set it, or remove this field")
@@ -784,8 +885,11 @@ def _locality_list_problem(localities):
     return None
 
 
-def _locality_problems(found, path, lb):
+def _locality_problems(found, path, lb, outlier):
     distribute, failover = lb.get("distribute") or [], lb.get("failover") or []
+    if (failover or lb.get("failoverPriority")) and outlier is None:
+        found.add("dr-failover-outlier-warn", f"{path}.failover" if failover else f"{path}.failoverPriority",
+                  "failover only happens once outlierDetection ejects endpoints: add outlierDetection")
     if distribute and failover:
         found.add("dr-locality", path, "distribute and failover are exclusive: keep one")
         return
@@ -818,12 +922,24 @@ def _locality_problems(found, path, lb):
             found.add("dr-locality", f"{path}.failover[{k}]", "failover regions take no '*'")
 
 
-def _load_balancer_problems(found, path, lb):
+def _load_balancer_problems(found, path, lb, outlier=None):
     hashing = lb.get("consistentHash")
     if isinstance(hashing, dict):
         cookie = hashing.get("httpCookie")
         if isinstance(cookie, dict) and not cookie.get("name"):
             found.add("dr-load-balancer", f"{path}.consistentHash.httpCookie.name", "the cookie needs a name")
+        seen = set()
+        for k, attribute in enumerate((cookie or {}).get("attributes") or [] if isinstance(cookie, dict) else []):
+            name = (attribute or {}).get("name") if isinstance(attribute, dict) else None
+            where = f"{path}.consistentHash.httpCookie.attributes[{k}].name"
+            if not name:
+                found.add("dr-load-balancer", where, "a cookie attribute needs a name (e.g. SameSite)")
+            elif name in seen:
+                found.add("dr-load-balancer", where, f"cookie attribute {name!r} is given twice: list it once")
+            seen.add(name)
+        if number(hashing.get("minimumRingSize")):
+            found.add("dr-ring-size-warn", f"{path}.consistentHash.minimumRingSize", "minimumRingSize is "
+                      "deprecated: use ringHash: {minimumRingSize: ...}")
         if number(hashing.get("minimumRingSize")) and (hashing.get("ringHash") is not None
                                                        or hashing.get("maglev") is not None):
             found.add("dr-load-balancer", f"{path}.consistentHash.minimumRingSize", "minimumRingSize is the old form "
@@ -838,9 +954,20 @@ def _load_balancer_problems(found, path, lb):
                 found.add("dr-load-balancer", f"{path}.consistentHash.maglev.tableSize", f"{size}: the maglev table "
                           "size must be a prime below 5000011 (e.g. 65537)")
     if isinstance(lb.get("localityLbSetting"), dict):
-        _locality_problems(found, f"{path}.localityLbSetting", lb["localityLbSetting"])
+        _locality_problems(found, f"{path}.localityLbSetting", lb["localityLbSetting"], outlier)
     if lb.get("warmupDurationSecs") is not None:
         duration_problems(found, lb.get("warmupDurationSecs"), f"{path}.warmupDurationSecs")
+    warmup = lb.get("warmup")
+    if isinstance(warmup, dict):
+        if warmup.get("duration") is None:
+            found.add("dr-load-balancer", f"{path}.warmup.duration", "a warmup needs a duration (e.g. 60s)")
+        else:
+            duration_problems(found, warmup.get("duration"), f"{path}.warmup.duration")
+        if number(warmup.get("minimumPercent")) > 100:
+            found.add("dr-load-balancer", f"{path}.warmup.minimumPercent", f"{warmup['minimumPercent']} is above 100")
+        if warmup.get("aggression") is not None and number(warmup.get("aggression"), 1) < 1:
+            found.add("dr-load-balancer", f"{path}.warmup.aggression", f"aggression {warmup['aggression']} is below "
+                      "1 (1 is linear)")
 
 
 def _policy_parts(found, path, policy):
@@ -849,7 +976,7 @@ def _policy_parts(found, path, policy):
     if policy.get("connectionPool") is not None:
         _pool_problems(found, f"{path}.connectionPool", policy.get("connectionPool"))
     if isinstance(policy.get("loadBalancer"), dict):
-        _load_balancer_problems(found, f"{path}.loadBalancer", policy["loadBalancer"])
+        _load_balancer_problems(found, f"{path}.loadBalancer", policy["loadBalancer"], policy.get("outlierDetection"))
     if isinstance(policy.get("tls"), dict):
         _client_tls_problems(found, f"{path}.tls", policy["tls"])
 

@@ -21,6 +21,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate_c
     labels_problems,
     number,
     object_name,
+    partial_wildcard,
     port_problem,
     selector_problems,
 )
@@ -103,6 +104,9 @@ def service_entry_problems(se):
         problem = domain_problem(host)
         if problem:
             found.add("se-hosts", f"spec.hosts[{i}]", f"{host!r} is not a host name: {problem}")
+        elif resolution != "DYNAMIC_DNS" and partial_wildcard(host):
+            found.add("se-partial-wildcard-warn", f"spec.hosts[{i}]", f"partial wildcard {host!r}: use "
+                      "'*.example.com' (only resolution DYNAMIC_DNS matches partial wildcards)")
 
     cidr = False
     for i, address in enumerate(spec.get("addresses") or []):
@@ -142,6 +146,9 @@ def service_entry_problems(se):
 
     port_names = {p.get("name") for p in ports}
     if resolution == "NONE":
+        if selector is not None:
+            found.add("se-selector-none-warn", "spec.workloadSelector", "resolution NONE forwards to the address "
+                      "the client asked for: the workloadSelector has no effect; use resolution STATIC")
         if endpoints:
             found.add("se-none-endpoints", "spec.endpoints", "resolution NONE forwards to the address the client "
                       "asked for and takes no endpoints: use resolution STATIC or DNS")
@@ -169,6 +176,13 @@ def service_entry_problems(se):
                 found.add("se-multi-host-tcp", f"spec.ports[{i}].protocol", "several hosts share this port, but only "
                           "HTTP (Host header) and TLS (SNI) tell them apart: use one host per ServiceEntry, or "
                           "resolution NONE")
+                break
+    if spec.get("addresses") and len(hosts) > 1:
+        for i, port in enumerate(ports):
+            if PROTOCOLS.get(str(port.get("protocol") or "").upper()) in ("tcp", "tls", "mongo", "redis", "mysql"):
+                found.add("se-multi-host-address-warn", f"spec.ports[{i}].protocol", "addresses with a TCP port "
+                          "and several hosts: the addresses cannot tell the hosts apart; use one host per "
+                          "ServiceEntry")
                 break
     export_to_problems(found, (se.get("metadata") or {}).get("namespace", ""), spec.get("exportTo"),
                        service_entry=True)
