@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 
+UNREACHABLE = ("cannot reach the Kubernetes API", "kubeconfig")
 FIELDS = ("lab", "chapter", "title", "state", "reason", "explanation", "hint", "ingress_ip", "probes",
           "student_objects", "checked_at")
 
@@ -23,15 +24,20 @@ def _previous(directory, chapter):
 
 def lab_exercise_report(result, lab, chapter, title, directory=None):
     """The report of one lab's check (the JSON object of the shared interface). `result`: the module's registered
-    result; one without `state` (the module failed: the API did not answer) gives state `unreachable` with the
-    failure's first line as the reason."""
+    result; one without `state` (the module failed) gives state `unreachable` when the API did not answer, else
+    `not_yet`, with the failure's first sentence as the reason."""
     result = dict(result or {})
     if result.get("state"):
         report = {field: result.get(field) for field in FIELDS}
     else:
         message = " ".join(str(result.get("msg") or "the check could not run").split())
-        report = {"state": "unreachable", "reason": message.split(". ")[0][:200], "explanation": [message],
-                  "hint": "Check that the lab's cluster is up and its kubeconfig is the lab's, then check again.",
+        # The API did not answer (or the kubeconfig is not usable): the lab is unreachable. Anything else the
+        # module refused (no ingress gateway yet) is the lab's, and said as its reason.
+        unreachable = any(words in message for words in UNREACHABLE)
+        report = {"state": "unreachable" if unreachable else "not_yet", "reason": message.split(". ")[0][:200],
+                  "explanation": [message],
+                  "hint": "Check that the lab's cluster is up and its kubeconfig is the lab's, then check again."
+                  if unreachable else None,
                   "ingress_ip": "", "probes": [], "student_objects": [], "checked_at": result.get("checked_at")}
     report.update(lab=str(lab), chapter=str(chapter), title=str(title))
     report = {field: report.get(field) for field in FIELDS}
