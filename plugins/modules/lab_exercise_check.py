@@ -164,7 +164,7 @@ ingress_ip:
   returned: success
   type: str
 probes:
-  description: One entry per probe, as RV(istio_lab.lab.lab_verify#module:report) (chapter, host, url,
+  description: One entry per probe, as the report of M(istio_lab.lab.lab_verify) (chapter, host, url,
     expected_status, status, server, ok, explanation, split, mesh, skipped).
   returned: success
   type: list

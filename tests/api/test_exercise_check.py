@@ -291,7 +291,10 @@ def test_the_students_own_manifests_pass(lab, chapter):
     result = run_check(kube, envoy, chapter)
     assert result["state"] == "done", result
     assert (result["reason"], result["explanation"], result["hint"]) == ("", [], None)
+    requests = kube.requests(mark)
     assert kube.writes(mark) == []
+    # one LIST per Istio kind and the Services; Pods of one namespace where a subset's labels are checked
+    assert sorted(r["verb"] for r in requests) == ["list"] * (6 if chapter in "45" else 5), requests
     docs = [d for d in yaml.safe_load_all(STUDENT[chapter]) if d]
     assert sorted((o["kind"], o["namespace"], o["name"]) for o in result["student_objects"]) == sorted(
         (d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs)
@@ -387,6 +390,17 @@ MISTAKES = [
      edit("6", ("gateways: [istio-egressgateway, mesh]", "gateways: [istio-egressgateway]")),
      ["VirtualService egress/direct-cnn-through-egress-gateway: spec.gateways is ['istio-egressgateway'], without "
       "'mesh'"], "missing its mesh leg"),
+    ("egress-mesh-route-missing", "6",
+     edit("6", ("""  - match:
+    - gateways: [mesh]
+      port: 80
+    route:
+    - destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: cnn, port: {number: 80}}
+      weight: 100
+""", "")),
+     ["VirtualService egress/direct-cnn-through-egress-gateway: spec.http[] has no route for the sidecars (match "
+      "gateways: [mesh]) that sends edition.cnn.com to istio-egressgateway.istio-system.svc.cluster.local"],
+     "missing its mesh leg"),
     ("egress-selector", "6", edit("6", ("selector: {istio: egressgateway}", "selector: {istio: ingressgateway}")),
      ["Gateway egress/istio-egressgateway: spec.selector is {istio=ingressgateway}, which the egress gateway's pods "
       "do not carry"], "selector matches no egress gateway pod"),

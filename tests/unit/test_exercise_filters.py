@@ -44,3 +44,15 @@ def test_a_recheck_that_found_the_same_keeps_checked_at(tmp_path):
     done = lab_exercise_report({**RESULT, "state": "done", "checked_at": "2026-12-04T17:00:00+00:00"}, "student01",
                                "1", "t", tmp_path)
     assert done["checked_at"] == "2026-12-04T17:00:00+00:00"
+
+
+def test_lab_exercise_check_documents_exactly_its_arguments():
+    from plugins.modules import lab_exercise_check
+    from tests.helpers import documented_options
+
+    documented = documented_options("lab_exercise_check")
+    assert set(documented) == set(lab_exercise_check.ARGUMENT_SPEC)
+    for name, arg in lab_exercise_check.ARGUMENT_SPEC.items():
+        for field in ("type", "default", "elements"):
+            assert documented[name].get(field) == arg.get(field), (name, field)
+        assert bool(documented[name].get("required")) == bool(arg.get("required")), name

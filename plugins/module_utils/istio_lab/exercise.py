@@ -504,7 +504,7 @@ def _egress_finding(lab, mesh_probe):
         return _finding(None, "", f"No ServiceEntry declares {host}: the mesh does not know the external host, and "
                         "the egress gateway has no cluster to send it to.",
                         f"no ServiceEntry for {host}" if started else f"no route for {host} yet",
-                        "Istio's egress task starts with a ServiceEntry (hosts, ports 80 and 443, resolution DNS); "
+                        "Istio's egress task starts with a ServiceEntry (hosts, ports 80 and 443, resolution DNS). "
                         + APPLY_HINT)
     lab.attribute(entry)
     candidates = sorted(((_covering(vs, host), vs) for vs in lab.virtual_services if _covering(vs, host)),
