@@ -352,6 +352,9 @@ MISTAKES = [
      ["VirtualService microservice/prometheus-istio: spec.gateways[0] names 'gateway', which Istio looks for in "
       "the VirtualService's own namespace microservice", "write 'istio-system/gateway'"],
      "without its namespace (istio-system/gateway)"),
+    ("forgot-the-gateway", "2", STUDENT["2"].split("---", 1)[1],
+     ["VirtualService istio-system/prometheus-istio: spec.gateways[0] names 'gateway', but there is no Gateway "
+      "istio-system/gateway: write the Gateway too"], "no Gateway istio-system/gateway yet"),
     ("gateway-host-not-admitted", "2",
      edit("2", ("    hosts: [prometheus-istio.kubernets.cn]", "    hosts: [prometheus-istio.kubernetes.cn]")),
      ["Gateway istio-system/gateway: spec.servers[].hosts are ['prometheus-istio.kubernetes.cn'], which do not "
