@@ -301,6 +301,7 @@ def test_the_students_own_manifests_pass(lab, chapter):
 
 
 @pytest.mark.parametrize("chapter,shown", [("1", "127.0.0.1"), ("2", f"prometheus-istio.{DOMAIN}"),
+                                           ("5", f"tomcat.{DOMAIN}"),  # answered 200 by chapter 1's '*' meanwhile
                                            ("4", "DestinationRule for tomcat.microservice.svc.cluster.local"),
                                            ("6", f"route for {EGRESS_HOST}")])
 def test_the_exercise_start_is_not_done_yet(lab, chapter, shown):
@@ -309,7 +310,7 @@ def test_the_exercise_start_is_not_done_yet(lab, chapter, shown):
         apply_yaml(kube, STUDENT[before])
     result = run_check(kube, envoy, chapter)
     assert result["state"] == "not_yet"
-    assert result["reason"] == f"no {'route for ' if chapter in '12' else ''}{shown} yet"
+    assert result["reason"] == f"no {'route for ' if chapter in '125' else ''}{shown} yet"
     assert result["student_objects"] == []
     assert "kubectl apply" in result["hint"]
 
@@ -465,3 +466,16 @@ def test_the_answer_key_passes(lab, chapter):
     wanted = chapters[chapter]["exercise"]["student_objects"]
     assert sorted((o["kind"], o["namespace"], o["name"]) for o in result["student_objects"]) == sorted(
         (o["kind"], o["namespace"], o["name"]) for o in wanted)
+
+
+def test_what_the_objects_cannot_show_is_explained_from_the_answer(lab):
+    kube, envoy = lab
+    apply_yaml(kube, STUDENT["1"])
+    assert kube.delete("apps/v1", "Deployment", "tomcat", "microservice")  # tomcat v1 is gone: no ready endpoint...
+    assert kube.delete("apps/v1", "Deployment", "tomcat-v2", "microservice")  # ...nor v2, behind the same Service
+    result = run_check(kube, envoy, "1")
+    assert result["state"] == "not_yet"
+    assert result["explanation"][0] == (f"{envoy.address}: Service microservice/tomcat has no ready endpoints: its "
+                                        "pods are missing or not ready, or its selector matches no pod")
+    assert result["explanation"][1].endswith("answers 503 (server: istio-envoy).")
+    assert [o["name"] for o in result["student_objects"]] == ["tomcat-virtualservice", "ingressgateway80"]
