@@ -479,3 +479,12 @@ def test_what_the_objects_cannot_show_is_explained_from_the_answer(lab):
                                         "pods are missing or not ready, or its selector matches no pod")
     assert result["explanation"][1].endswith("answers 503 (server: istio-envoy).")
     assert [o["name"] for o in result["student_objects"]] == ["tomcat-virtualservice", "ingressgateway80"]
+
+
+def test_a_gateway_without_its_virtual_service_is_the_students_and_not_done(lab):
+    kube, envoy = lab
+    apply_yaml(kube, STUDENT["2"].split("---", 1)[0].replace("name: gateway", "name: prometheus-gateway"))
+    result = run_check(kube, envoy, "2")
+    assert (result["state"], result["reason"]) == ("not_yet", f"no route for prometheus-istio.{DOMAIN} yet")
+    assert [(o["kind"], o["namespace"], o["name"]) for o in result["student_objects"]] == [
+        ("Gateway", "istio-system", "prometheus-gateway")]

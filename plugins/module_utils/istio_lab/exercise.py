@@ -390,6 +390,11 @@ def _ingress_finding(lab, key, probe, shown, split):
                 for d in key_vs for _p, dest, _w, _g in _destinations(d.get("spec") or {})}
     names = {service_key(f)[1] for f in expected if service_key(f)}
     specific = host and all(_covering(d, target) for d in key_vs)
+    if specific:  # a Gateway that opens this very host is the student's, route or not (a reset may remove it)
+        for gateway in lab.gateways.values():
+            if any(h.split("/", 1)[-1].lower() == target.lower() for server in (gateway.get("spec") or {}).get(
+                    "servers") or [] for h in server.get("hosts") or []):
+                lab.attribute(gateway)
 
     def routes_expected(vs):
         namespace = _key(vs)[0]
