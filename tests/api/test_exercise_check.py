@@ -8,6 +8,7 @@ addons, the apps) is other stages' work: `lab` creates its Services and Deployme
 runs their pods and endpoints)."""
 
 import copy
+import json
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client imp
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.exercise import check
 from jinja2.nativetypes import NativeEnvironment
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_playbook
 from tests.verify_envoy import ClusterEnvoy
 
 pytestmark = pytest.mark.api
@@ -488,3 +489,26 @@ def test_a_gateway_without_its_virtual_service_is_the_students_and_not_done(lab)
     assert (result["state"], result["reason"]) == ("not_yet", f"no route for prometheus-istio.{DOMAIN} yet")
     assert [(o["kind"], o["namespace"], o["name"]) for o in result["student_objects"]] == [
         ("Gateway", "istio-system", "prometheus-gateway")]
+
+
+def test_a_lab_built_by_chapter_yml_passes_check_yml(lab, tmp_path):
+    """The wiring, one lab: chapter.yml applies the answer key (istio-lab's labelled objects), check.yml finds
+    them by what they do and passes, reading only, and writes the lab's report."""
+    kube, envoy = lab
+    kube.create({"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+                 "spec": {"selector": {"istio": "ingressgateway"},
+                          "ports": [{"name": "http2", "port": 80, "targetPort": 8080}]}})
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+                 "data": {"mesh": "defaultConfig: {}\n"}})
+    built = run_playbook("playbooks/chapter.yml", kube, extra_vars={"chapter": "2"})
+    assert built.rc == 0, built
+    mark = kube.mark()
+    result = run_playbook("playbooks/check.yml", kube, cli_vars={"chapter": "2"}, extra_vars={
+        "lab_verify_ingress_ip": envoy.address, "lab_verify_http_port": envoy.port, "lab_exercise_check_retries": 0,
+        "lab_verify_report_dir": str(tmp_path / "artifacts")})
+    assert result.rc == 0 and result.recap["lab"]["failed"] == 0, result
+    assert kube.writes(mark) == []
+    report = json.loads((tmp_path / "artifacts" / "lab" / "check-2.json").read_text())
+    assert (report["state"], report["reason"], report["explanation"]) == ("done", "", [])
+    assert "chapter 2: done" in result.stdout
