@@ -161,15 +161,17 @@ def test_site_waits_out_a_control_plane_restart_during_a_stage(kube, shared_dir,
 
 
 def test_routes_stop_naming_the_api_when_it_restarts_and_the_rerun_converges(kube):
-    """The API goes away just as the routes stage starts (a race a thread watching the requests cannot win
-    against one module's few milliseconds of writes, so the outage begins first)."""
+    """The API goes away when istio_routes' first request reaches it (that request is never answered), so the
+    outage begins at a point the test observes, however long ansible-playbook takes to start."""
     double = kube.require_double("stops and restarts the API server")
     make_platform(kube)
-    restarter = threading.Thread(target=double.restart, args=(DOWN,), daemon=True)
-    restarter.start()
+    mark = kube.mark()
+    back = double.restart_on(lambda r: r.get("user_agent", "").startswith("istio-lab/"), DOWN)
     interrupted = run_playbook("playbooks/routes.yml", kube)
-    restarter.join(timeout=60)
-    assert not restarter.is_alive()
+    assert back.fired.is_set(), interrupted  # the module did reach the API: the outage began at its first request
+    assert back.wait(timeout=60)
+    first = next(r for r in kube.requests(mark) if r.get("user_agent", "").startswith("istio-lab/"))
+    assert first["status"] == 0  # the request that started the outage went unanswered
     assert interrupted.rc != 0  # istio_routes has no wait_timeout: it tries for seconds, not for the outage
     assert_waited_out_or_said_to_rerun(interrupted, kube)
     rerun = run_playbook("playbooks/routes.yml", kube)
