@@ -50,10 +50,11 @@ def pytest_configure(config):
 # scripts/test runs two workers with `--dist loadfile --no-loadscope-reorder`: xdist hands out whole files in
 # collection order, so the collection is ordered longest file first (longest-processing-time scheduling) and
 # the short files fill both workers at the end. A file's length is what the last full run measured (pytest's
-# cache, key FILE_SECONDS_KEY, written by the controller), else an estimate from its tests' markers: a new
-# file is placed without any list to update.
+# cache, key FILE_SECONDS_KEY, written by the controller), else the committed profile SEED_PROFILE (a fresh
+# clone has no cache), else an estimate from its tests' markers: a new file is placed without any list to update.
 FILE_SECONDS_KEY = "istio-lab/file-seconds"
-MARKER_SECONDS = (("slow", 60.0), ("node", 60.0), ("lint", 30.0), ("api", 8.0))  # first match, per test
+SEED_PROFILE = REPO / "tests" / "file-seconds.json"
+MARKER_SECONDS = (("slow", 60.0), ("node", 60.0), ("api", 8.0), ("lint", 7.0))  # first match, per test
 UNMARKED_SECONDS = 0.2
 _file_seconds: dict[str, float] = {}  # this run's reports (at the controller under xdist)
 
@@ -83,7 +84,11 @@ def order_longest_first(items, weights: dict[str, float]) -> None:
 
 
 def pytest_collection_modifyitems(config, items):
-    measured = config.cache.get(FILE_SECONDS_KEY, {}) if getattr(config, "cache", None) else {}
+    import json
+
+    measured = json.loads(SEED_PROFILE.read_text()) if SEED_PROFILE.is_file() else {}
+    if getattr(config, "cache", None):
+        measured.update(config.cache.get(FILE_SECONDS_KEY, {}))
     order_longest_first(items, file_weights(items, measured))
 
 
