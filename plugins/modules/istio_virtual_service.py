@@ -159,17 +159,12 @@ api_requests:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import run_resource_module
-from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (
-    RESOURCE_MODULE_KWARGS,
-    resource_argument_spec,
-)
 
 KIND = "VirtualService"
 
 
 def main():
-    module = AnsibleModule(argument_spec=resource_argument_spec(), **RESOURCE_MODULE_KWARGS)
-    run_resource_module(module, KIND)
+    run_resource_module(AnsibleModule, KIND)
 
 
 if __name__ == "__main__":
