@@ -46,6 +46,74 @@ def pytest_configure(config):
                             "cluster-scoped objects it created (CRDs, ClusterRoles, webhook configurations)")
 
 
+# ------------------------------------------------------------------ scheduling: the longest files first
+# scripts/test runs two workers with `--dist loadfile --no-loadscope-reorder`: xdist hands out whole files in
+# collection order, so the collection is ordered longest file first (longest-processing-time scheduling) and
+# the short files fill both workers at the end. A file's length is what the last full run measured (pytest's
+# cache, key FILE_SECONDS_KEY, written by the controller), else the committed profile SEED_PROFILE (a fresh
+# clone has no cache), else an estimate from its tests' markers: a new file is placed without any list to update.
+FILE_SECONDS_KEY = "istio-lab/file-seconds"
+SEED_PROFILE = REPO / "tests" / "file-seconds.json"
+MARKER_SECONDS = (("slow", 60.0), ("node", 60.0), ("api", 8.0), ("lint", 7.0))  # first match, per test
+UNMARKED_SECONDS = 0.2
+_file_seconds: dict[str, float] = {}  # this run's reports (at the controller under xdist)
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def estimated_seconds(item) -> float:
+    """A test's guessed length when no run has measured its file."""
+    return next((seconds for name, seconds in MARKER_SECONDS if item.get_closest_marker(name)), UNMARKED_SECONDS)
+
+
+def file_weights(items, measured: dict) -> dict[str, float]:
+    """Seconds per test file: measured when known, estimated from the markers otherwise."""
+    weights: dict[str, float] = {}
+    for item in items:
+        path = _file_of(item.nodeid)
+        weights[path] = weights.get(path, 0.0) + estimated_seconds(item)
+    return {path: float(measured.get(path, guess)) for path, guess in weights.items()}
+
+
+def order_longest_first(items, weights: dict[str, float]) -> None:
+    """Files by decreasing weight (then name); the tests of a file keep their order and stay together."""
+    rank = {path: n for n, path in enumerate(sorted(weights, key=lambda p: (-weights[p], p)))}
+    items.sort(key=lambda item: rank[_file_of(item.nodeid)])
+
+
+def pytest_collection_modifyitems(config, items):
+    import json
+
+    measured = json.loads(SEED_PROFILE.read_text()) if SEED_PROFILE.is_file() else {}
+    if getattr(config, "cache", None):
+        measured.update(config.cache.get(FILE_SECONDS_KEY, {}))
+    order_longest_first(items, file_weights(items, measured))
+
+
+def pytest_runtest_logreport(report):
+    # setup, call and teardown: module fixtures count for their file.
+    path = _file_of(report.nodeid)
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    """The controller (or a run without workers) keeps each file's measured seconds for the next ordering;
+    a run narrowed by -k, -m, node ids or -x measures part of a file, and is not kept."""
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config, "cache", None):
+        return
+    narrowed = config.option.keyword or config.option.markexpr or config.option.maxfail \
+        or any("::" in str(arg) for arg in config.args)
+    measured = _file_seconds
+    if narrowed or not measured:
+        return
+    known = config.cache.get(FILE_SECONDS_KEY, {})
+    known.update({path: round(seconds, 1) for path, seconds in measured.items()})
+    config.cache.set(FILE_SECONDS_KEY, known)
+
+
 def shared_path() -> Path:
     return Path(os.environ.get("ISTIO_LAB_SHARED") or REPO.parent / "shared").resolve()
 

@@ -208,10 +208,11 @@ def _documentation(path: Path) -> dict:
 def documented_options(module: str) -> dict:
     """A module's options with those of the doc fragments it extends, as ansible-doc shows them."""
     documentation = _documentation(REPO / "plugins" / "modules" / f"{module}.py")
-    options = dict(documentation["options"])
+    options = dict(documentation.get("options") or {})
     for fragment in documentation.get("extends_documentation_fragment", []):
         fragment = fragment.removeprefix("istio_lab.lab.")  # the collection's own fragments, by FQCN
-        options.update(_documentation(REPO / "plugins" / "doc_fragments" / f"{fragment}.py")["options"])
+        for name, option in _documentation(REPO / "plugins" / "doc_fragments" / f"{fragment}.py")["options"].items():
+            options[name] = {**option, **options.get(name, {})}  # as ansible-doc merges: the module's fields win
     return options
 
 

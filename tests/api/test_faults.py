@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import threading
 import time
 from collections import Counter
 
@@ -119,20 +118,10 @@ def test_a_chapter_saved_and_restored_through_faults_comes_back_identical(kube, 
 DOWN = 12  # seconds the API is away, as during a kubeadm upgrade of the control plane
 
 
-def restart_when(double, written_path: str, down: float = DOWN) -> threading.Thread:
-    """Restart the double (same port, same objects) once a playbook wrote to a path containing `written_path`."""
-    def watch():
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if any(r["method"] in ("POST", "PUT", "PATCH") and written_path in r["path"]
-                   and r.get("user_agent", "").startswith("istio-lab/") for r in double.requests()):
-                double.restart(down)
-                return
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+def a_write_of_ours_to(path_part: str):
+    """The predicate of `KubeDouble.restart_on`: a write by an istio-lab module to a path containing path_part."""
+    return lambda r: (r["method"] in ("POST", "PUT", "PATCH") and path_part in r["path"]
+                      and r.get("user_agent", "").startswith("istio-lab/"))
 
 
 def assert_waited_out_or_said_to_rerun(result, kube):
@@ -146,11 +135,11 @@ def assert_waited_out_or_said_to_rerun(result, kube):
 def test_site_waits_out_a_control_plane_restart_during_a_stage(kube, shared_dir, tmp_path):
     double = kube.require_double("stops and restarts the API server")
     with envoy_stand_in() as envoy:
-        restarter = restart_when(double, "/namespaces/metallb-system/")
+        # the outage begins at MetalLB's first write (left unanswered), whenever ansible-playbook gets there
+        back = double.restart_on(a_write_of_ours_to("/namespaces/metallb-system/"), DOWN)
         started = time.monotonic()
         first = site(kube, shared_dir, tmp_path, envoy)
-        restarter.join(timeout=60)
-        assert not restarter.is_alive() and time.monotonic() - started > DOWN
+        assert back.fired.is_set() and back.wait(timeout=60) and time.monotonic() - started > DOWN
         # MetalLB's apply (lab_manifests, wait_timeout 60 s) rides the 12 s out
         assert first.rc == 0 and first.failed == 0, str(first)
         assert_platform(kube)
@@ -161,15 +150,17 @@ def test_site_waits_out_a_control_plane_restart_during_a_stage(kube, shared_dir,
 
 
 def test_routes_stop_naming_the_api_when_it_restarts_and_the_rerun_converges(kube):
-    """The API goes away just as the routes stage starts (a race a thread watching the requests cannot win
-    against one module's few milliseconds of writes, so the outage begins first)."""
+    """The API goes away when istio_routes' first request reaches it (that request is never answered), so the
+    outage begins at a point the test observes, however long ansible-playbook takes to start."""
     double = kube.require_double("stops and restarts the API server")
     make_platform(kube)
-    restarter = threading.Thread(target=double.restart, args=(DOWN,), daemon=True)
-    restarter.start()
+    mark = kube.mark()
+    back = double.restart_on(lambda r: r.get("user_agent", "").startswith("istio-lab/"), DOWN)
     interrupted = run_playbook("playbooks/routes.yml", kube)
-    restarter.join(timeout=60)
-    assert not restarter.is_alive()
+    assert back.fired.is_set(), interrupted  # the module did reach the API: the outage began at its first request
+    assert back.wait(timeout=60)
+    first = next(r for r in kube.requests(mark) if r.get("user_agent", "").startswith("istio-lab/"))
+    assert first["status"] == 0  # the request that started the outage went unanswered
     assert interrupted.rc != 0  # istio_routes has no wait_timeout: it tries for seconds, not for the outage
     assert_waited_out_or_said_to_rerun(interrupted, kube)
     rerun = run_playbook("playbooks/routes.yml", kube)

@@ -17,11 +17,13 @@ runs the new version's image."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import _make_double_target as make_double_target
 from tests.helpers import OLD, changed_tasks, image, platform_vars, record, run_playbook, versioned_sources
 from tests.verify_envoy import Answer, UpgradeEnvoy
 
@@ -193,35 +195,60 @@ def test_a_failing_gate_after_the_istio_step_rolls_back_to_the_previous_release(
             history[0]["result"]
 
 
+@pytest.fixture(scope="module")
+def old_lab(tmp_path_factory, shared_dir):
+    """One lab on the previous releases (chapters 1-3) shared by the precheck cases: each is refused before
+    any write, so each leaves the lab as it found it (checked after every case; issue 29: one site.yml
+    build instead of four). Its own double: the `kube` fixture is one test's."""
+    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        pytest.skip("builds MetalLB with a loopback pool and Istio through the istioctl test double: API double only")
+    workdir = tmp_path_factory.mktemp("old-lab")
+    double, kube = make_double_target(tmp_path_factory.mktemp("old-lab-kube"), [shared_dir / "crds" /
+                                                                              "istio-1.30.3-crds.yaml"])
+    try:
+        with UpgradeEnvoy(kube, address=ENVOY_ADDRESS, domain=DOMAIN) as envoy:
+            values = lab_vars(shared_dir, workdir, envoy, chapters=("1", "2", "3"))
+            build_old_lab(kube, values)
+            yield kube, envoy, values
+    finally:
+        double.stop()
+
+
+def resource_versions(kube) -> dict:
+    """Every stored object's resourceVersion, by (group, resource, namespace, name)."""
+    store = kube.double.store
+    with store.lock:
+        return {(*kind, *key): obj["metadata"].get("resourceVersion")
+                for kind, bucket in store.objects.items() for key, obj in bucket.items()}
+
+
 @pytest.mark.parametrize("case", ["downgrade", "three_minors", "unsupported_kubernetes", "failing_lab"])
-def test_the_precheck_refuses_before_any_write(case, kube, shared_dir, tmp_path, monkeypatch):
-    double = kube.require_double("builds MetalLB with a loopback pool and Istio through the istioctl test double")
+def test_the_precheck_refuses_before_any_write(case, old_lab, monkeypatch):
+    kube, envoy, values = old_lab
+    found = resource_versions(kube)
     broken = {f"grafana-istio.{DOMAIN}": 503} if case == "failing_lab" else {}
-    with UpgradeEnvoy(kube, address=ENVOY_ADDRESS, domain=DOMAIN) as envoy:
-        values = lab_vars(shared_dir, tmp_path, envoy, chapters=("1", "2", "3"))
-        build_old_lab(kube, values)
-        pins = {"downgrade": {"istio_version": "1.29.5"}, "three_minors": {"istio_version": "1.32.0"}}.get(case, {})
-        if case == "unsupported_kubernetes":
-            # the API server now says it is Kubernetes 1.31 (Istio 1.30 supports 1.32 to 1.36)
-            from tests.kube_double import server
-            monkeypatch.setitem(server.VERSION_INFO, "minor", "31")
-            monkeypatch.setitem(server.VERSION_INFO, "gitVersion", "v1.31.4")
-        for host, status in broken.items():
-            envoy.routes[host] = [Answer(status, body="no healthy upstream")]
-        assert double is not None
-        mark = kube.mark()
-        result = run_playbook("playbooks/upgrade.yml", kube=kube, extra_vars={**values, **pins})
-        assert result.rc != 0 and result.failed == 1, str(result)
-        text = " ".join(result.stdout.split())
-        assert "Upgrade refused, nothing was written:" in text, text[-3000:]
-        expected = {
-            "downgrade": "Istio 1.29.5 is older than the recorded 1.29.6: a downgrade is refused unless "
-                         "-e lab_upgrade_allow_downgrade=true",
-            "three_minors": "Istio 1.29.6 to 1.32.0 skips 3 minor versions",
-            "unsupported_kubernetes": "Kubernetes 1.31 is outside Istio 1.30's supported range 1.32-1.36",
-            "failing_lab": f"the lab fails its verification before the upgrade (fix it first, playbooks/verify.yml): "
-                           f"grafana-istio.{DOMAIN}:",
-        }[case]
-        assert expected in text, text[-3000:]
-        assert kube.writes(mark) == []
-        assert record(kube)["istio_version"] == "1.29.6"
+    pins = {"downgrade": {"istio_version": "1.29.5"}, "three_minors": {"istio_version": "1.32.0"}}.get(case, {})
+    if case == "unsupported_kubernetes":
+        # the API server now says it is Kubernetes 1.31 (Istio 1.30 supports 1.32 to 1.36)
+        from tests.kube_double import server
+        monkeypatch.setitem(server.VERSION_INFO, "minor", "31")
+        monkeypatch.setitem(server.VERSION_INFO, "gitVersion", "v1.31.4")
+    for host, status in broken.items():
+        monkeypatch.setitem(envoy.routes, host, [Answer(status, body="no healthy upstream")])
+    mark = kube.mark()
+    result = run_playbook("playbooks/upgrade.yml", kube=kube, extra_vars={**values, **pins})
+    assert result.rc != 0 and result.failed == 1, str(result)
+    text = " ".join(result.stdout.split())
+    assert "Upgrade refused, nothing was written:" in text, text[-3000:]
+    expected = {
+        "downgrade": "Istio 1.29.5 is older than the recorded 1.29.6: a downgrade is refused unless "
+                     "-e lab_upgrade_allow_downgrade=true",
+        "three_minors": "Istio 1.29.6 to 1.32.0 skips 3 minor versions",
+        "unsupported_kubernetes": "Kubernetes 1.31 is outside Istio 1.30's supported range 1.32-1.36",
+        "failing_lab": f"the lab fails its verification before the upgrade (fix it first, playbooks/verify.yml): "
+                       f"grafana-istio.{DOMAIN}:",
+    }[case]
+    assert expected in text, text[-3000:]
+    assert kube.writes(mark) == []
+    assert record(kube)["istio_version"] == "1.29.6"
+    assert resource_versions(kube) == found  # the lab as this case found it, for the next one

@@ -133,6 +133,7 @@ class KubeDouble(RequestLog):
         self._log: list[dict] = []
         self._log_lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._arrival_hooks: list = []
         self._server = None
         self._thread = None
         self.stopping = threading.Event()
@@ -167,6 +168,38 @@ class KubeDouble(RequestLog):
         time.sleep(down)
         self.stopping.clear()
         self.start()
+
+    def on_request(self, hook) -> None:
+        """Call `hook(record)` as each request arrives, in the request's thread, before it is authenticated or
+        answered (`record` as in the request log, without its status). A hook that stops the double leaves that
+        request unanswered: its connection closes, as at a real server going down mid-request."""
+        self._arrival_hooks.append(hook)
+
+    def restart_on(self, predicate, down: float) -> threading.Event:
+        """A control-plane restart that begins when a request for which `predicate(record)` is true arrives
+        (that request is not answered; the double is away `down` seconds, then back with the same objects
+        on the same port). Returns an Event set once the double answers again. The outage starts at a point
+        the caller observes, not after a sleep: its verdict does not depend on how fast a playbook starts."""
+        back, fired, lock = threading.Event(), threading.Event(), threading.Lock()
+
+        def hook(record):
+            with lock:
+                if fired.is_set() or not predicate(record):
+                    return
+                fired.set()
+            self.stop()  # synchronously: this request and every later one until the restart go unanswered
+
+            def come_back():
+                time.sleep(down)
+                self.stopping.clear()
+                self.start()
+                back.set()
+
+            threading.Thread(target=come_back, name=f"kube-double-restart-{self.port}", daemon=True).start()
+
+        self.on_request(hook)
+        back.fired = fired
+        return back
 
     def __enter__(self) -> KubeDouble:
         return self.start()
@@ -419,6 +452,12 @@ class _Handler(BaseHTTPRequestHandler):
                   "field_manager": query.get("fieldManager"), "content_type": self.headers.get("Content-Type"),
                   "user_agent": self.headers.get("User-Agent", ""), "user": None}
         record.update(describe_request(self.command, path, query))
+        for hook in list(self.double._arrival_hooks):
+            hook(record)
+        if self.double.stopping.is_set():  # a hook took the server down: this request goes unanswered
+            self.double._record(record)  # status 0: never answered
+            self.close_connection = True
+            return
         self._record_entry = record
         try:
             fault = self.double._take_fault(self.command, path)

@@ -133,7 +133,8 @@ def compare(options, spec, where):
             compare(doc["suboptions"], arg["options"], f"{where}.{name}")
 
 
-@pytest.mark.parametrize("module", ["istio_gateway", "istio_virtual_service", "istio_destination_rule"])
+@pytest.mark.parametrize("module", ["istio_gateway", "istio_virtual_service", "istio_destination_rule",
+                                    "istio_service_entry"])
 def test_resource_module_documents_exactly_its_arguments(module):
     compare(documented_options(module), resource_argument_spec(), module)
 

@@ -18,6 +18,10 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import client as client_module
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import validate as validate_module
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import (
+    RESOURCE_MODULE_KWARGS,
+    resource_argument_spec,
+)
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import (
     POOL_SIZE,
     ApiStatusError,
@@ -746,8 +750,11 @@ def run_guarded(module, work):
     module.exit_json(api_requests=client.counts, **result)
 
 
-def run_resource_module(module, kind):
-    """main() of the single-kind resource modules."""
+def run_resource_module(module_class, kind):
+    """main() of the single-kind resource modules (istio_gateway, istio_virtual_service, istio_destination_rule,
+    istio_service_entry): their one argument spec, then one object kind applied. The module passes its
+    AnsibleModule class, so that the module file imports it as ansible-test's validate-modules looks for."""
+    module = module_class(argument_spec=resource_argument_spec(), **RESOURCE_MODULE_KWARGS)
     run_guarded(module, lambda client: apply(client, kind, module.params, module.check_mode, module._diff))
 
 
