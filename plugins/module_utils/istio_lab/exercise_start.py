@@ -44,7 +44,8 @@ def _ref(obj):
 def _chapter(catalogue, chapter):
     unknown = lab_unknown_chapters(catalogue, chapter)
     if unknown:
-        raise ExerciseError(f"unknown chapter {unknown[0]!r}: say -e chapter=<id>, one of {', '.join(map(str, catalogue))}")
+        raise ExerciseError(f"unknown chapter {unknown[0]!r}: say -e chapter=<id>, one of "
+                            f"{', '.join(map(str, catalogue))}")
     return str(chapter), catalogue[str(chapter)]
 
 
