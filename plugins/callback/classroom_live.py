@@ -11,8 +11,8 @@ version_added: 1.0.0
 description:
   - Loaded from C(callbacks_enabled) in C(ansible.cfg) (the project's lists it), it stays asleep until a play of the
     running playbook sets the play variable C(classroom_live_page=true) (C(classroom.yml), C(classroom-status.yml),
-    C(reset-chapter.yml) and C(reset-cluster.yml) do); any other playbook writes nothing. In check mode it writes
-    nothing.
+    C(reset-chapter.yml), C(reset-cluster.yml) and C(check.yml) do), or the playbook is C(check.yml) (the exercise
+    check, a classroom run like the others); any other playbook writes nothing. In check mode it writes nothing.
   - From then on it writes C(live.json) (the state, one entry per lab of the group C(labs), with the stage it is in,
     each stage's result, the failure's one-line reason and the elapsed time, and the class totals), C(live.js) (the
     same data for a page opened as a file) and C(status.html) (the page, which reads them and refreshes itself) in
@@ -22,6 +22,10 @@ description:
     the playbook's folder, where the role M(istio_lab.lab.classroom_status) writes the status page.
   - A play's stage is its variable C(classroom_live_stage), else the play's name. A machine of a lab's cluster
     (inventory variable C(cluster_lab)) counts for that lab.
+  - Each lab's entry also carries its exercise checks (C(exercises)), read at each write from the files C(check.yml)
+    writes, C(<report dir>/<lab>/check-<chapter>.json), so the page's exercise columns fill in as the labs are
+    checked. The report directory is the extra variable C(lab_verify_report_dir) when given, else C(artifacts) next
+    to the playbook's folder.
   - The state file's fields are described in C(docs/classroom.md).
 requirements:
   - "Listed in C(callbacks_enabled) (C(ansible.cfg)) or C(ANSIBLE_CALLBACKS_ENABLED=istio_lab.lab.classroom_live)."
@@ -37,11 +41,14 @@ from datetime import UTC, datetime
 from ansible import context
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.callback import CallbackBase
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.check_files import read_checks
 
 FORMAT = 1
 # Seconds between two writes of the state while events arrive (30 labs send many).
 WRITE_INTERVAL = 1.0
 REASON_LENGTH = 200
+# Playbooks followed without the play variable: the exercise check, however its plays are written.
+LIVE_PLAYBOOKS = frozenset({"check.yml"})
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "classroom_status", "files",
                     "status.html")
 
@@ -151,11 +158,13 @@ class LiveState:
                 entry["ended"] = entry["ended"] or (self.finished if entry["started"] else None)
                 entry["task"] = ""
 
-    def as_dict(self):
+    def as_dict(self, exercises=None):
+        """The state; `exercises`: each lab's exercise checks as read now ({lab: [cell]}, check_files.read_checks)."""
         now = self.finished or time.time()
         labs = []
         for entry in self.labs.values():
             row = {key: value for key, value in entry.items() if key not in ("started", "ended")}
+            row["exercises"] = (exercises or {}).get(entry["lab"], [])
             row["stages"] = {stage: ("running" if state in ("waiting", "ran") else state)
                              for stage, state in entry["stages"].items()}
             row["started_at"] = _iso(entry["started"])
@@ -193,6 +202,7 @@ class CallbackModule(CallbackBase):
         self._playbook = None
         self._state = None
         self._folder = None
+        self._reports = None
         self._lab_of = {}
         self._lock = threading.Lock()
         self._dirty = threading.Event()
@@ -215,11 +225,13 @@ class CallbackModule(CallbackBase):
             wanted = boolean(play.vars.get("classroom_live_page", False), strict=False)
         except TypeError:
             wanted = False
+        wanted = wanted or os.path.basename(self._playbook or "") in LIVE_PLAYBOOKS
         if not wanted or context.CLIARGS.get("check"):
             return False
         variables = play.get_variable_manager()
         inventory = variables._inventory
-        self._folder = self._status_folder(play, variables)
+        self._folder = self._extra_folder(play, variables, "classroom_status_dir", ("artifacts", "classroom"))
+        self._reports = self._extra_folder(play, variables, "lab_verify_report_dir", ("artifacts",))
         labs = [host.name for host in inventory.get_hosts("labs")]
         names, lab_of = {}, {lab: lab for lab in labs}
         for host in inventory.get_hosts("all"):
@@ -237,14 +249,15 @@ class CallbackModule(CallbackBase):
         self._writer.start()
         return True
 
-    def _status_folder(self, play, variables):
-        folder = variables.extra_vars.get("classroom_status_dir")
+    def _extra_folder(self, play, variables, name, default):
+        """The folder an extra variable names (templated), else `default` under the playbook folder's parent."""
+        folder = variables.extra_vars.get(name)
         if folder and "{{" in str(folder):
             from ansible.template import Templar
 
             folder = Templar(loader=play._loader, variables=variables.get_vars(play=play)).template(folder)
         if not folder:
-            folder = os.path.join(os.path.dirname(self._playbook or "."), "..", "artifacts", "classroom")
+            folder = os.path.join(os.path.dirname(self._playbook or "."), "..", *default)
         return os.path.realpath(os.path.expanduser(str(folder)))
 
     def _copy_page(self):
@@ -315,8 +328,10 @@ class CallbackModule(CallbackBase):
                 self._stop.wait(WRITE_INTERVAL)
 
     def _write(self):
+        # Read outside the lock: the events need not wait for the files.
+        exercises = {lab: read_checks(self._reports, lab) for lab in self._state.labs} if self._reports else {}
         with self._lock:
-            data = json.dumps(self._state.as_dict(), indent=1, sort_keys=False)
+            data = json.dumps(self._state.as_dict(exercises), indent=1, sort_keys=False)
         try:
             write_atomic(os.path.join(self._folder, "live.json"), (data + "\n").encode())
             # For a page opened as a file (file://), which may read a script but not a JSON file.

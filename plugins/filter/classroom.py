@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 import yaml
 from ansible.errors import AnsibleFilterError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.check_files import exercise_columns, read_checks
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.record import parse_record
 
 DEFAULT_SUBNET = "default"
@@ -407,15 +408,17 @@ def unready_deployments(expected, info_results):
     return problems
 
 
-def status_rows(labs, build_run=False):
+def status_rows(labs, build_run=False, report_dir=None):
     """One status-page row per lab from what the run learnt about it.
 
     labs: [{student, name, built, probe, routes}] where probe is the lab's
     classroom_status_row (absent when the lab dropped out of the run), routes
     its lab_verify_report (absent when verification did not run). build_run:
     the labs were being built in this run, so a lab without a probe failed.
+    report_dir: where check.yml wrote each lab's exercise checks (<lab>/check-<chapter>.json).
     Each row: student, name, state (healthy|unhealthy|failed), reachable
-    (yes|no|unknown), platform (ready or the problems), routes, problems, versions (platform_versions).
+    (yes|no|unknown), platform (ready or the problems), routes, problems, versions (platform_versions),
+    exercises (module_utils check_files.read_checks: [] when no check ran).
     """
     rows = []
     for lab in sorted(labs, key=lambda item: item["student"]):
@@ -462,6 +465,7 @@ def status_rows(labs, build_run=False):
                 "routes": routes,
                 "problems": problems,
                 "versions": (probe or {}).get("versions") or platform_versions([], []),
+                "exercises": read_checks(report_dir, lab["student"]) if report_dir else [],
             }
         )
     return rows
@@ -482,7 +486,8 @@ def collection_version(root):
 
 
 def status_page(rows, retry_command, version, now=None):
-    """The status page's data (status.js): the rows, when and by which istio-lab they were made, the retry command.
+    """The status page's data (status.js): the rows, when and by which istio-lab they were made, the retry command,
+    the exercises checked (one column each, in chapter order).
     now: a datetime with its time zone (default: now, in the machine's local time)."""
     now = now or datetime.now().astimezone()
     return {
@@ -491,6 +496,7 @@ def status_page(rows, retry_command, version, now=None):
         "generated_local": now.isoformat(timespec="seconds"),
         "version": str(version),
         "retry_command": " ".join(str(retry_command).split()),
+        "exercises": exercise_columns(rows),
         "labs": list(rows),
     }
 

@@ -251,6 +251,13 @@ options:
         admission webhook refused.
     type: float
     default: 5.0
+  budget:
+    description:
+      - Seconds the whole call may spend on the API, C(0) for no bound. Retries stop, and each request's connect and
+        read timeouts are cut, so that an API that is down, blackholed or too slow fails the call within it (a
+        status probe, which must answer in seconds). Unlike O(wait_timeout), no request starts past it.
+    type: int
+    default: 0
 requirements:
   - kubernetes (Python client, for kubeconfig loading and HTTP)
 notes:

@@ -50,7 +50,7 @@ def test_the_status_data_says_when_in_local_time_and_utc_and_by_which_istio_lab(
     page = classroom.status_page([{"student": "s1"}], "ansible-playbook  x\n -i y", "1.0.0", now=now)
     assert page == {"format": 1, "generated_utc": "2026-12-03T14:04:05+00:00",
                     "generated_local": "2026-12-03T15:04:05+01:00", "version": "1.0.0",
-                    "retry_command": "ansible-playbook x -i y", "labs": [{"student": "s1"}]}
+                    "retry_command": "ansible-playbook x -i y", "exercises": [], "labs": [{"student": "s1"}]}
     assert classroom.collection_version(str(REPO)) == "1.0.0"
     assert classroom.collection_version(str(REPO / "absent")) == "unknown"
 

@@ -148,6 +148,7 @@ class KubeClient:
         light_imports=False,
         timeout=0,
         clock=time.monotonic,
+        budget=0,
     ):
         self.lib = _Kubernetes(light_imports)
         self.tries = max(1, tries)
@@ -157,6 +158,11 @@ class KubeClient:
         # A task with a timeout (wait_timeout) rides out an API that is away or throttling until then, e.g. a
         # control-plane restart; without one, `tries` bounds the retries.
         self.deadline = clock() + timeout if timeout else None
+        # A budget (a status probe's) bounds the whole client, each request's connect and read timeouts included:
+        # a dead or blackholed API is reported within it rather than waited out.
+        self.budget = budget or 0
+        if budget:
+            self.deadline = clock() + min(budget, timeout or budget)
         self.counts = {}
         self._counts_lock = threading.Lock()
         self.context = context or ""
@@ -225,6 +231,7 @@ class KubeClient:
         # retry then meets its own result, which is the success it reports.
         unsure = False
         while True:
+            request_timeout = self._request_timeout(started, attempt)
             self._count(verb)
             # read per request: the kubeconfig's refresh hook renews expiring tokens
             token = self.configuration.get_api_key_with_prefix("authorization")
@@ -232,7 +239,7 @@ class KubeClient:
                 headers["Authorization"] = token
             try:
                 if isinstance(body, bytes):
-                    response = self._send_bytes(method, path, query, headers, body)
+                    response = self._send_bytes(method, path, query, headers, body, request_timeout)
                 else:
                     response = self.rest.request(
                         method,
@@ -241,7 +248,7 @@ class KubeClient:
                         headers=headers,
                         body=body,
                         _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT,
+                        _request_timeout=request_timeout,
                     )
                 return _decode(response.data) or {}
             except self.lib.ApiException as exc:
@@ -296,7 +303,20 @@ class KubeClient:
             return None
         return min(pause, remaining)  # a last try at the deadline
 
-    def _send_bytes(self, method, path, query, headers, body):
+    def _request_timeout(self, started, attempt):
+        """(connect, read) timeouts of the next try: REQUEST_TIMEOUT, cut to what is left of a budget (past it,
+        the API did not answer in time)."""
+        if not self.budget:
+            return REQUEST_TIMEOUT
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            raise KubeError(
+                f"no answer from the Kubernetes API at {self.server} (context {self.context or 'none'}) within "
+                f"{self.budget} s (tried {attempt} times over {self.clock() - started:.0f} s): the API is down, "
+                "unreachable or too slow.")
+        return (min(REQUEST_TIMEOUT[0], remaining), min(REQUEST_TIMEOUT[1], remaining))
+
+    def _send_bytes(self, method, path, query, headers, body, request_timeout=REQUEST_TIMEOUT):
         """The REST layer's request, for a body already serialized: through
         the same connection pool, answering errors with the same ApiException."""
         url = self.server + path
@@ -304,7 +324,7 @@ class KubeClient:
             url += "?" + urlencode(list(query))
         response = self.rest.pool_manager.request(
             method, url, body=body, headers=headers, preload_content=False,
-            timeout=urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1]))
+            timeout=urllib3.Timeout(connect=request_timeout[0], read=request_timeout[1]))
         if not 200 <= response.status <= 299:
             raise self.lib.ApiException(http_resp=self.lib.RESTResponse(response))
         return response
@@ -355,10 +375,11 @@ def _retry_after(exc):
 
 def client_from_params(params, light_imports=False):
     """A client from a module's connection options (args.CONNECTION_ARGS); a module with a wait_timeout
-    rides out an API that is away or throttling for up to that long."""
+    rides out an API that is away or throttling for up to that long, one with a budget gives up by then."""
     return KubeClient(
         light_imports=light_imports,
         timeout=params.get("wait_timeout") or 0,
+        budget=params.get("budget") or 0,
         kubeconfig=params.get("kubeconfig"),
         context=params.get("context"),
         host=params.get("host"),

@@ -1016,6 +1016,7 @@ MANIFESTS_ARGS = {
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "wait_timeout": {"type": "int", "default": 300},
     "retry_delay": {"type": "float", "default": 5.0},
+    "budget": {"type": "int", "default": 0},
 }
 
 
