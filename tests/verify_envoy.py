@@ -248,6 +248,59 @@ class UpgradeEnvoy(EnvoyLikeServer):
         return super().answer_for(host_header)
 
 
+class ClusterEnvoy(EnvoyLikeServer):
+    """The ingress gateway's Envoy stand-in that routes by the lab's own objects, read from `kube` (the fixture)
+    at each request, as Envoy would once Istio pushed them: the route table (plugins/module_utils routes.py) of the
+    Gateways whose selector the ingress gateway's pods carry; for the most specific host binding the request's
+    Host, 200 from the destination (a weighted route answers from each subset by its weight, naming it in
+    `x-istio-lab-subset`), 503 "no healthy upstream" when a destination's Service or port is missing or has no
+    ready endpoint, 404 when nothing binds the host. Envoy's own matching details (paths, headers) are the boundary
+    of the tests that use it."""
+
+    LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+
+    def __init__(self, kube, address="127.0.0.1", port=0, gateway_port=80, **kwargs):
+        super().__init__(address, port, {}, **kwargs)
+        self.kube = kube
+        self.gateway_port = gateway_port
+        self._answers = {}
+
+    def _serving(self, host):
+        from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import route_table
+        from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.verify import (
+            _serving_routes,
+            lab_verify_ingress_routes,
+        )
+
+        istio = "networking.istio.io/v1"
+        read = {kind: self.kube.list(istio, kind)
+                for kind in ("Gateway", "VirtualService", "DestinationRule", "ServiceEntry")}
+        table = route_table(read["Gateway"], read["VirtualService"], self.kube.list("v1", "Service"),
+                            read["DestinationRule"], read["ServiceEntry"])
+        return _serving_routes(host, lab_verify_ingress_routes(table["routes"], self.LABELS), self.gateway_port)
+
+    def _ready(self, service):
+        namespace, name = service.split("/")
+        slices = self.kube.list("discovery.k8s.io/v1", "EndpointSlice", namespace,
+                                label_selector=f"kubernetes.io/service-name={name}")
+        return any((e.get("conditions") or {}).get("ready", True) for s in slices for e in s.get("endpoints") or [])
+
+    def answer_for(self, host_header):
+        host = (host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header).lower()
+        serving = self._serving(host)
+        if not serving:
+            return self.unrouted
+        destinations = serving[0]["destinations"]
+        if not destinations or any(not d["service_exists"] or not d["port_exists"] or not self._ready(d["service"])
+                                   for d in destinations if d["service"]):
+            return _as_answer(503)
+        weights = {d["subset"]: int(d["weight"] or 0) for d in destinations if d.get("subset")}
+        key = (serving[0]["virtual_service"], tuple(sorted(weights.items())))
+        if key not in self._answers:
+            self._answers[key] = Answer(split=weights) if weights else _as_answer(200)
+        return self._answers[key]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Answer like the Istio ingress gateway on a loopback address.")
     parser.add_argument("--address", default="127.0.0.1")

@@ -157,12 +157,9 @@ class IstioResource:
         return None
 
 
-def read_route_table(client, namespaces=None, api_version=DEFAULT_API_VERSION):
+def read_route_objects(client, namespaces=None, api_version=DEFAULT_API_VERSION):
     """Read Gateways, VirtualServices, DestinationRules, ServiceEntries and
-    Services (one LIST each per scope) and compute the route table
-    (routes.route_table)."""
-    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import route_table
-
+    Services (one LIST each per scope): {kind: [objects as the API serves them]}."""
     scope = set(namespaces) if namespaces else None
     read = {kind: list(IstioResource(client, kind, api_version).list(scope).values())
             for kind in PLURALS if kind != "ServiceEntry"}
@@ -174,6 +171,20 @@ def read_route_table(client, namespaces=None, api_version=DEFAULT_API_VERSION):
         if exc.status != 403:
             raise
         read["ServiceEntry"] = []
-    services = list(list_objects(client, "/api/v1", "services", scope, "Service").values())
-    return route_table(read["Gateway"], read["VirtualService"], services, read["DestinationRule"],
+    read["Service"] = list(list_objects(client, "/api/v1", "services", scope, "Service").values())
+    return read
+
+
+def table_of(read):
+    """The route table (routes.route_table) of what read_route_objects read."""
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import route_table
+
+    return route_table(read["Gateway"], read["VirtualService"], read["Service"], read["DestinationRule"],
                        read["ServiceEntry"])
+
+
+def read_route_table(client, namespaces=None, api_version=DEFAULT_API_VERSION):
+    """Read Gateways, VirtualServices, DestinationRules, ServiceEntries and
+    Services (one LIST each per scope) and compute the route table
+    (routes.route_table)."""
+    return table_of(read_route_objects(client, namespaces, api_version))
