@@ -203,6 +203,7 @@ class CallbackModule(CallbackBase):
         self._state = None
         self._folder = None
         self._reports = None
+        self._checks = {}  # lab -> (its report folder's mtime, its exercise cells)
         self._lab_of = {}
         self._lock = threading.Lock()
         self._dirty = threading.Event()
@@ -327,9 +328,24 @@ class CallbackModule(CallbackBase):
                 self._write()
                 self._stop.wait(WRITE_INTERVAL)
 
+    def _exercises(self):
+        """Each lab's exercise checks, read again only when one of its check files changed (a file added, removed,
+        replaced or written in place): a listing of the lab's report folder per write, no file read."""
+        for lab in self._state.labs:
+            try:
+                with os.scandir(os.path.join(self._reports, lab)) as entries:
+                    stamp = tuple(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                                         for entry in entries if entry.name.startswith("check-")))
+            except OSError:
+                stamp = None
+            cached = self._checks.get(lab)
+            if cached is None or cached[0] != stamp:
+                self._checks[lab] = (stamp, read_checks(self._reports, lab) if stamp else [])
+        return {lab: cells for lab, (_stamp, cells) in self._checks.items()}
+
     def _write(self):
         # Read outside the lock: the events need not wait for the files.
-        exercises = {lab: read_checks(self._reports, lab) for lab in self._state.labs} if self._reports else {}
+        exercises = self._exercises() if self._reports else {}
         with self._lock:
             data = json.dumps(self._state.as_dict(exercises), indent=1, sort_keys=False)
         try:

@@ -73,3 +73,24 @@ def test_the_live_state_carries_each_labs_checks_as_read_at_the_write(tmp_path):
     assert [lab["exercises"] for lab in data["labs"]][1] == []
     assert data["labs"][0]["exercises"][0]["state"] == "done"
     assert "check.yml" in live.LIVE_PLAYBOOKS
+
+
+def test_the_callback_reads_a_labs_checks_again_only_when_one_changed(tmp_path):
+    callback = live.CallbackModule.__new__(live.CallbackModule)
+    callback._state, callback._reports, callback._checks = live.LiveState("check.yml", [], ["s1", "s2"], {}), \
+        str(tmp_path), {}
+    write_checks(tmp_path, "s1", check("s1", "1", "not_yet", "no Gateway yet"))
+    assert [c["state"] for c in callback._exercises()["s1"]] == ["not_yet"] and callback._exercises()["s2"] == []
+    reads = []
+    original, live.read_checks = live.read_checks, lambda *args: reads.append(args) or original(*args)
+    try:
+        callback._exercises()
+        assert reads == []  # nothing changed: nothing read
+        update = tmp_path / "s1" / ".check-1.json.tmp"
+        update.write_text(json.dumps(check("s1", "1", "done")))
+        update.rename(tmp_path / "s1" / "check-1.json")  # as copy writes it: whole, then renamed
+        assert [c["state"] for c in callback._exercises()["s1"]] == ["done"] and len(reads) == 1
+        (tmp_path / "s1" / "check-1.json").write_text(json.dumps(check("s1", "1", "not_yet", "no route yet")))
+        assert callback._exercises()["s1"][0]["reason"] == "no route yet"  # written in place: read again too
+    finally:
+        live.read_checks = original

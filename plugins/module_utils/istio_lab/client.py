@@ -216,9 +216,9 @@ class KubeClient:
         with self._counts_lock:  # writes run in parallel threads
             self.counts[verb] = self.counts.get(verb, 0) + 1
 
-    def request(self, verb, method, path, query=None, body=None, content_type=None):
-        """Send one request and return the decoded JSON answer. `verb` is the
-        Kubernetes verb counted in `api_requests` (get, list, create...).
+    def request(self, verb, method, path, query=None, body=None, content_type=None, raw=False):
+        """Send one request and return the decoded JSON answer (`raw`: the answer as text, a pod's log). `verb` is
+        the Kubernetes verb counted in `api_requests` (get, list, create...).
         A `body` of bytes is sent as it is, with `content_type` (a server-side
         apply's UTF-8 JSON: the kubernetes library would re-encode it with
         \\u escapes, which the API server's apply decoder refuses)."""
@@ -250,6 +250,8 @@ class KubeClient:
                         _preload_content=False,
                         _request_timeout=request_timeout,
                     )
+                if raw:
+                    return (response.data or b"").decode("utf-8", "replace")
                 return _decode(response.data) or {}
             except self.lib.ApiException as exc:
                 if unsure:

@@ -284,8 +284,8 @@ def _egress_path_problems(host, via, egress_routes, mesh_routes):
 
 
 def lab_verify_mesh_report(plan, execs=None, logs=None, run=True):
-    """One report entry per in-mesh probe. `execs` / `logs`: k8s_exec and
-    k8s_log results registered in loops over `plan` (None, or run=False,
+    """One report entry per in-mesh probe. `execs` / `logs`: lab_mesh_probe's
+    results, by the plan entry's url (None, or run=False,
     when they could not run here: the entry then says so and lists the
     commands to run on a real cluster)."""
     execs = {r["item"]["url"]: r for r in execs or [] if r.get("item") and not r.get("skipped")}
