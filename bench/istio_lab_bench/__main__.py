@@ -272,8 +272,8 @@ def print_report(document: dict, out: Path) -> None:
               "MetalLB 0.15.3, then nothing to upgrade, then the no-op build for comparison")
         print(upgrade_scenario.table(document["upgrade"]))
     if document.get("check"):
-        print("\ncheck: check.yml -e chapter=1 over a lab (built by site.yml) or a class (classroom.yml), then the "
-              "no-op verify.yml for comparison")
+        print("\ncheck: check.yml -e chapter=1 over a lab (built by site.yml) or a class (classroom.yml), the same "
+              "again (the re-check), then the no-op verify.yml for comparison")
         print(check_scenario.table(document["check"]))
     print(report.format_targets(document["targets"]))
     complete = "" if document.get("complete", True) else " (INCOMPLETE run)"
