@@ -280,10 +280,15 @@ class ClusterEnvoy(EnvoyLikeServer):
         return _serving_routes(host, lab_verify_ingress_routes(table["routes"], self.LABELS), self.gateway_port)
 
     def _ready(self, service):
+        from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.verify import (
+            lab_verify_ready_endpoints,
+        )
+
         namespace, name = service.split("/")
         slices = self.kube.list("discovery.k8s.io/v1", "EndpointSlice", namespace,
                                 label_selector=f"kubernetes.io/service-name={name}")
-        return any((e.get("conditions") or {}).get("ready", True) for s in slices for e in s.get("endpoints") or [])
+        return lab_verify_ready_endpoints([{"item": {"namespace": namespace, "service": name},
+                                            "resources": slices}]).get(service, 0) > 0
 
     def answer_for(self, host_header):
         host = (host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header).lower()

@@ -8,6 +8,7 @@ addons, the apps) is other stages' work: `lab` creates its Services and Deployme
 runs their pods and endpoints)."""
 
 import copy
+import json
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client imp
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.exercise import check
 from jinja2.nativetypes import NativeEnvironment
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_playbook
 from tests.verify_envoy import ClusterEnvoy
 
 pytestmark = pytest.mark.api
@@ -301,6 +302,7 @@ def test_the_students_own_manifests_pass(lab, chapter):
 
 
 @pytest.mark.parametrize("chapter,shown", [("1", "127.0.0.1"), ("2", f"prometheus-istio.{DOMAIN}"),
+                                           ("5", f"tomcat.{DOMAIN}"),  # answered 200 by chapter 1's '*' meanwhile
                                            ("4", "DestinationRule for tomcat.microservice.svc.cluster.local"),
                                            ("6", f"route for {EGRESS_HOST}")])
 def test_the_exercise_start_is_not_done_yet(lab, chapter, shown):
@@ -309,7 +311,7 @@ def test_the_exercise_start_is_not_done_yet(lab, chapter, shown):
         apply_yaml(kube, STUDENT[before])
     result = run_check(kube, envoy, chapter)
     assert result["state"] == "not_yet"
-    assert result["reason"] == f"no {'route for ' if chapter in '12' else ''}{shown} yet"
+    assert result["reason"] == f"no {'route for ' if chapter in '125' else ''}{shown} yet"
     assert result["student_objects"] == []
     assert "kubectl apply" in result["hint"]
 
@@ -352,6 +354,9 @@ MISTAKES = [
      ["VirtualService microservice/prometheus-istio: spec.gateways[0] names 'gateway', which Istio looks for in "
       "the VirtualService's own namespace microservice", "write 'istio-system/gateway'"],
      "without its namespace (istio-system/gateway)"),
+    ("forgot-the-gateway", "2", STUDENT["2"].split("---", 1)[1],
+     ["VirtualService istio-system/prometheus-istio: spec.gateways[0] names 'gateway', but there is no Gateway "
+      "istio-system/gateway: write the Gateway too"], "no Gateway istio-system/gateway yet"),
     ("gateway-host-not-admitted", "2",
      edit("2", ("    hosts: [prometheus-istio.kubernets.cn]", "    hosts: [prometheus-istio.kubernetes.cn]")),
      ["Gateway istio-system/gateway: spec.servers[].hosts are ['prometheus-istio.kubernetes.cn'], which do not "
@@ -462,3 +467,48 @@ def test_the_answer_key_passes(lab, chapter):
     wanted = chapters[chapter]["exercise"]["student_objects"]
     assert sorted((o["kind"], o["namespace"], o["name"]) for o in result["student_objects"]) == sorted(
         (o["kind"], o["namespace"], o["name"]) for o in wanted)
+
+
+def test_what_the_objects_cannot_show_is_explained_from_the_answer(lab):
+    kube, envoy = lab
+    apply_yaml(kube, STUDENT["1"])
+    assert kube.delete("apps/v1", "Deployment", "tomcat", "microservice")  # tomcat v1 is gone: no ready endpoint...
+    assert kube.delete("apps/v1", "Deployment", "tomcat-v2", "microservice")  # ...nor v2, behind the same Service
+    result = run_check(kube, envoy, "1")
+    assert result["state"] == "not_yet"
+    assert result["explanation"][0] == (f"{envoy.address}: Service microservice/tomcat has no ready endpoints: its "
+                                        "pods are missing or not ready, or its selector matches no pod")
+    assert result["explanation"][1].endswith("answers 503 (server: istio-envoy).")
+    assert [o["name"] for o in result["student_objects"]] == ["tomcat-virtualservice", "ingressgateway80"]
+
+
+def test_a_gateway_without_its_virtual_service_is_the_students_and_not_done(lab):
+    kube, envoy = lab
+    apply_yaml(kube, STUDENT["2"].split("---", 1)[0].replace("name: gateway", "name: prometheus-gateway"))
+    result = run_check(kube, envoy, "2")
+    assert (result["state"], result["reason"]) == ("not_yet", f"no route for prometheus-istio.{DOMAIN} yet")
+    assert [(o["kind"], o["namespace"], o["name"]) for o in result["student_objects"]] == [
+        ("Gateway", "istio-system", "prometheus-gateway")]
+
+
+def test_a_lab_built_by_chapter_yml_passes_check_yml(lab, tmp_path):
+    """The wiring, one lab: chapter.yml applies the answer key (istio-lab's labelled objects), check.yml finds
+    them by what they do and passes, reading only, and writes the lab's report."""
+    kube, envoy = lab
+    kube.create({"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+                 "spec": {"selector": {"istio": "ingressgateway"},
+                          "ports": [{"name": "http2", "port": 80, "targetPort": 8080}]}})
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+                 "data": {"mesh": "defaultConfig: {}\n"}})
+    built = run_playbook("playbooks/chapter.yml", kube, extra_vars={"chapter": "2"})
+    assert built.rc == 0, built
+    mark = kube.mark()
+    result = run_playbook("playbooks/check.yml", kube, cli_vars={"chapter": "2"}, extra_vars={
+        "lab_verify_ingress_ip": envoy.address, "lab_verify_http_port": envoy.port, "lab_exercise_check_retries": 0,
+        "lab_verify_report_dir": str(tmp_path / "artifacts")})
+    assert result.rc == 0 and result.recap["lab"]["failed"] == 0, result
+    assert kube.writes(mark) == []
+    report = json.loads((tmp_path / "artifacts" / "lab" / "check-2.json").read_text())
+    assert (report["state"], report["reason"], report["explanation"]) == ("done", "", [])
+    assert "chapter 2: done" in result.stdout

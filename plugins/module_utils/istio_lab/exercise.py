@@ -110,8 +110,8 @@ def answer_key(entry):
             for kind, key in CATALOGUE_KEYS.items()}
 
 
-def _destinations(spec, namespace):
-    """(field path, destination, weight) of every http/tls/tcp route destination."""
+def _destinations(spec):
+    """(field path, destination, weight, gateways its route's matches name) of every http/tls/tcp destination."""
     found = []
     for kind in ("http", "tls", "tcp"):
         for i, rule in enumerate(spec.get(kind) or []):
@@ -133,6 +133,7 @@ class Lab:
 
     def __init__(self, client, read, table, options, kinds):
         self.client = client
+        self.ip = options.get("ingress_ip") or ""
         self.table = table
         self.options = options
         self.kinds = kinds
@@ -386,15 +387,20 @@ def _ingress_finding(lab, key, probe, shown, split):
     if not key_vs:
         return None
     expected = {resolve_host(dest.get("host", ""), d["namespace"])
-                for d in key_vs for _p, dest, _w, _g in _destinations(d.get("spec") or {}, d["namespace"])}
+                for d in key_vs for _p, dest, _w, _g in _destinations(d.get("spec") or {})}
     names = {service_key(f)[1] for f in expected if service_key(f)}
     specific = host and all(_covering(d, target) for d in key_vs)
+    if specific:  # a Gateway that opens this very host is the student's, route or not (a reset may remove it)
+        for gateway in lab.gateways.values():
+            if any(h.split("/", 1)[-1].lower() == target.lower() for server in (gateway.get("spec") or {}).get(
+                    "servers") or [] for h in server.get("hosts") or []):
+                lab.attribute(gateway)
 
     def routes_expected(vs):
         namespace = _key(vs)[0]
         return any(resolve_host(dest.get("host", ""), namespace) in expected
                    or dest.get("host", "").split(".")[0] in names
-                   for _p, dest, _w, _g in _destinations(vs.get("spec") or {}, namespace))
+                   for _p, dest, _w, _g in _destinations(vs.get("spec") or {}))
 
     candidates = []
     for vs in lab.virtual_services:
@@ -446,7 +452,7 @@ def _virtual_service_finding(lab, vs, target, expected, shown, split, key_vs):
                             "to the gateway", "Leave exportTo out (exported everywhere) or list the gateway's "
                             "namespace.")
     namespace = _key(vs)[0]
-    for path, destination, _weight, matched in _destinations(spec, namespace):
+    for path, destination, _weight, matched in _destinations(spec):
         if matched and not any(gateway_key(g, namespace) == gateway_key(reference, namespace) for g in matched):
             continue
         found = _destination_findings(lab, vs, path, destination, expected, shown)
@@ -533,7 +539,7 @@ def _egress_finding(lab, mesh_probe):
     selector = dict((gateway.get("spec") or {}).get("selector") or {})
     fronting = {k for k, svc in lab.services.items()
                 if selector.items() <= dict((svc.get("spec") or {}).get("selector") or {}).items()}
-    legs = _destinations(spec, namespace)
+    legs = _destinations(spec)
     mesh_leg = [(p, d) for p, d, _w, g in legs if not g or MESH_GATEWAY in g]
     to_gateway = [(p, d) for p, d in mesh_leg if service_key(resolve_host(d.get("host", ""), namespace)) in fronting]
     if not to_gateway:
@@ -610,6 +616,7 @@ def _check(client, options, probe, now):
     results = probe(f"http://{lab.ip}:{options['http_port']}", probes, {
         "server": ENVOY_SERVER, "accept_redirects": options["accept_redirects"], "retries": options["retries"],
         "delay": options["delay"], "samples": options["split_samples"], "timeout": options["timeout"]})
+    # No catalogue: verify's explanations would name the answer key's objects, not the student's (the walk does).
     context = {"ip": lab.ip, "port": options["http_port"], "catalogue": {}, "routes": routes,
                "problems": table["problems"], "gateway_port": gateway_port,
                "accept_redirects": options["accept_redirects"]}
