@@ -98,3 +98,15 @@ def test_the_plan_keeps_students_objects_removes_istio_labs_copies_and_refuses_c
     six = [o for o in student_objects(catalogue, "6") if (o["kind"], o["namespace"], o["name"]) != rule]
     plan = plan_start(six, chapter_objects(catalogue["6"]), {rule: live(rule[2], rule[0], namespace="egress")})
     assert keys(plan["refused"]) == [rule]
+
+
+def test_lab_exercise_start_documents_exactly_its_arguments():
+    from plugins.modules import lab_exercise_start
+    from tests.helpers import documented_options
+
+    documented = documented_options("lab_exercise_start")
+    assert set(documented) == set(lab_exercise_start.ARGUMENT_SPEC)
+    for name, arg in lab_exercise_start.ARGUMENT_SPEC.items():
+        for field in ("type", "default", "elements"):
+            assert documented[name].get(field) == arg.get(field), (name, field)
+        assert bool(documented[name].get("required")) == bool(arg.get("required")), name
