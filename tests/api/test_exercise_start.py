@@ -1,9 +1,10 @@
 """The start of an exercise (playbooks/exercise.yml, issue 28) against a Kubernetes API: the double, or a real
-cluster with ISTIO_LAB_TEST_KUBECONFIG. One lab, chapter 1, in three runs sharing one build:
+cluster with ISTIO_LAB_TEST_KUBECONFIG. One lab, chapter 1, in four runs sharing one build:
 
 1. `--check` on a lab that holds istio-lab's answer key (chapter.yml's Gateway and VirtualService): no write;
 2. the start: the answer key goes, tomcat comes up, the student's route is not there, and the starting point
-   answers 404 from Envoy (artifacts/lab/exercise-1-start.json, beside an untouched verify.json);
+   answers 404 from Envoy (artifacts/lab/exercise-1-start.json, beside an untouched verify.json); started again, it
+   changes nothing;
 3. after the student wrote their own Gateway and VirtualService (plain manifests, no labels): a second start
    keeps them as they are (not overwritten, not adopted), lists them, and does not fail the lab for answering.
 
@@ -85,6 +86,11 @@ def test_the_exercise_starts_without_the_students_objects_and_keeps_theirs(kube,
         ("", 404, 404, "istio-envoy")}, start
     assert (lab["reports"] / "lab" / "exercise-1-start.md").exists()
     assert (lab["reports"] / "lab" / "verify.json").read_text() == "{}"
+    # Started already: a second start changes nothing.
+    mark = kube.mark()
+    again = run_playbook("playbooks/exercise.yml", kube, extra_vars=lab["extra"])
+    assert again.rc == 0 and again.changed == 0, again
+    assert kube.writes(mark) == []
 
     # 3. The student writes their own Gateway and VirtualService (no labels); their route answers.
     for kind in ("Gateway", "VirtualService"):
