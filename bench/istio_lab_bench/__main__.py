@@ -1,7 +1,8 @@
-"""bench/run: two scenarios, one table each, one JSON in bench/results/.
+"""bench/run: the scenarios, one table each, one JSON in bench/results/.
 
 routes: apply N generated Istio objects with five methods. site: site.yml for one lab and classroom.yml for a
-class, first build and no-op re-run, wall and controller CPU seconds (bench/istio_lab_bench/site.py)."""
+class, first build and no-op re-run, wall and controller CPU seconds (bench/istio_lab_bench/site.py). upgrade and
+check (check.yml against the no-op verify.yml) run when asked."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import check as check_scenario
 from . import objects as workload
 from . import report
 from . import site as site_scenario
@@ -26,8 +28,8 @@ from .methods import ANSIBLE_FLOOR, METHODS, command, kubectl_path, outcome, ren
 DEFAULT_SIZES = (12, 120, 360)
 QUICK_SIZES = (12, 36)
 FLOOR_RUNS = 3
-SCENARIOS = ("routes", "site", "upgrade")
-# The upgrade scenario (bench/istio_lab_bench/upgrade.py) runs when asked: --scenarios upgrade.
+SCENARIOS = ("routes", "site", "upgrade", "check")
+# The upgrade and check scenarios (bench/istio_lab_bench/upgrade.py, check.py) run when asked: --scenarios upgrade.
 DEFAULT_SCENARIOS = ("routes", "site")
 DEFAULT_LABS = (1, 30)
 QUICK_LABS = (1, 3)
@@ -51,8 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--change-fraction", type=float, default=0.10, help="share of objects the changed run edits")
     parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
-                        help="routes,site,upgrade (default routes,site)")
-    parser.add_argument("--labs", help="site and upgrade scenarios: lab counts, comma separated (default 1,30)")
+                        help="routes,site,upgrade,check (default routes,site)")
+    parser.add_argument("--labs", help="site, upgrade and check scenarios: lab counts, comma separated "
+                                       "(default 1,30)")
     parser.add_argument("--site-baseline", default=SITE_BASELINE_REF, metavar="REF",
                         help=f"site scenario: also measure one lab at this git commit (default {SITE_BASELINE_REF}, "
                              "main before issue 11; 'none' to skip)")
@@ -70,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.scenarios = tuple(s.strip() for s in args.scenarios.split(","))
     if set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenarios {sorted(set(args.scenarios) - set(SCENARIOS))}; "
-                     "choose from routes,site,upgrade")
+                     "choose from routes,site,upgrade,check")
     if args.labs:
         args.labs = tuple(int(n) for n in args.labs.split(","))
     else:
@@ -268,6 +271,10 @@ def print_report(document: dict, out: Path) -> None:
         print("\nupgrade: upgrade.yml of a lab (site.yml) or a class (classroom.yml) built on Istio 1.29.6 / "
               "MetalLB 0.15.3, then nothing to upgrade, then the no-op build for comparison")
         print(upgrade_scenario.table(document["upgrade"]))
+    if document.get("check"):
+        print("\ncheck: check.yml -e chapter=1 over a lab (built by site.yml) or a class (classroom.yml), the same "
+              "again (the re-check), then the no-op verify.yml for comparison")
+        print(check_scenario.table(document["check"]))
     print(report.format_targets(document["targets"]))
     complete = "" if document.get("complete", True) else " (INCOMPLETE run)"
     print(f"total {document['duration_s']:.0f}s{complete}; JSON: {out}")
@@ -291,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     floors: dict[str, dict] = {}
     site: list[dict] = []
     upgrade: list[dict] = []
-    document: dict = {"floors": floors, "site": site, "upgrade": upgrade}
+    check: list[dict] = []
+    document: dict = {"floors": floors, "site": site, "upgrade": upgrade, "check": check}
 
     def save(complete: bool, running: dict | None = None) -> None:
         # Written after every run, so an interrupted benchmark still leaves its figures.
@@ -311,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             labs=list(args.labs),
             targets=(report.evaluate_targets(document["results"], floors) if "routes" in args.scenarios else [])
             + (report.evaluate_site_targets(site) if "site" in args.scenarios else [])
-            + [t for result in upgrade for t in result.get("targets", [])],
+            + [t for result in upgrade + check for t in result.get("targets", [])],
         )
         out.write_text(json.dumps(document, indent=2))
 
@@ -342,9 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         for labs in args.labs:
             upgrade.extend(upgrade_scenario.run((labs,)))
             save(complete=False)
+    if "check" in args.scenarios and not os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        for labs in args.labs:
+            check.extend(check_scenario.run((labs,)))
+            save(complete=False)
     save(complete=True)
     print_report(document, out.relative_to(REPO) if out.is_relative_to(REPO) else out)
-    return 1 if any(r.get("error") for r in results + site + upgrade) else 0
+    return 1 if any(r.get("error") for r in results + site + upgrade + check) else 0
 
 
 if __name__ == "__main__":
