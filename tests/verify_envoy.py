@@ -114,7 +114,7 @@ class EnvoyLikeServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((address, port), self._handler())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def address(self) -> str:
