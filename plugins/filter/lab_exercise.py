@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 
 UNREACHABLE = ("cannot reach the Kubernetes API", "kubeconfig")
 FIELDS = ("lab", "chapter", "title", "state", "reason", "explanation", "hint", "ingress_ip", "probes",
@@ -20,6 +21,10 @@ def _previous(directory, chapter):
             return json.load(handle)
     except (OSError, ValueError):
         return {}
+
+
+def _now():
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 def lab_exercise_report(result, lab, chapter, title, directory=None):
@@ -38,7 +43,9 @@ def lab_exercise_report(result, lab, chapter, title, directory=None):
                   "explanation": [message],
                   "hint": "Check that the lab's cluster is up and its kubeconfig is the lab's, then check again."
                   if unreachable else None,
-                  "ingress_ip": "", "probes": [], "student_objects": [], "checked_at": result.get("checked_at")}
+                  "ingress_ip": "", "probes": [], "student_objects": [],
+                  # The module gave no time (it did not run): the check was tried now.
+                  "checked_at": result.get("checked_at") or _now()}
     report.update(lab=str(lab), chapter=str(chapter), title=str(title))
     report = {field: report.get(field) for field in FIELDS}
     previous = _previous(directory, chapter) if directory else {}

@@ -31,6 +31,7 @@ def test_an_unanswered_api_makes_the_lab_unreachable_and_other_refusals_not_yet(
     assert down["state"] == "unreachable"
     assert down["reason"] == "cannot reach the Kubernetes API at https://127.0.0.1:9 (context x): refused"
     assert (down["probes"], down["student_objects"]) == ([], [])
+    assert down["checked_at"], "the time the check was tried"
     refused = lab_exercise_report({"failed": True, "msg": "Service istio-system/istio-ingressgateway does not exist: "
                                    "install Istio first (playbooks/istio.yml)."}, "student03", "2", "Expose Prometheus")
     assert (refused["state"], refused["hint"]) == ("not_yet", None)
