@@ -1,0 +1,287 @@
+"""The run's plan: what a later stage would refuse, refused before the run's first write (docs/site.md).
+
+``lab_plan_refusals`` looks at the inventory alone (no cluster read, no module
+process) and returns every condition under which a stage of this run would
+stop once reached, after the stages before it wrote: the lab would be left
+half-changed (issue 27: the addons stage deleted Zipkin, then the routes stage
+refused chapter 3). The role ``lab_preflight`` (tasks/plan.yml) asserts that
+the list is empty at the start of site.yml, classroom.yml (per lab),
+upgrade.yml and each stage playbook; the stages keep their own checks as a
+second line of defence.
+
+Each refusal is ``{condition, stage, message}``: ``stage`` is the stage that
+used to find it (after the earlier stages' writes); the message names both
+sides and what to change. The conditions (tests/unit/test_lab_plan.py holds
+one case each):
+
+============================  ===================  =====================================================
+condition                     stage that found it  what
+============================  ===================  =====================================================
+unknown-chapter               apps, routes         a chapter of the run that lab_chapters does not define
+unknown-app                   apps                 a chapter's app that lab_apps_catalogue does not define
+chapter-needs-chapter         apps, routes         a chapter builds on a chapter (requires.chapters, or a
+                                                   Service that chapter's app provides) left out of the run
+addon-left-out                routes               a chapter routes to (or requires) an addon's Service,
+                                                   the addon left out of istio_addons_enabled
+egress-gateway-left-out       routes               a chapter needs istio-egressgateway, turned off
+                                                   (istio_egress_gateway_enabled)
+traffic-shift-step            routes               chapter 5's lab_traffic_shift_step is not a step of
+                                                   lab_traffic_shift_steps
+unknown-addon                 addons               istio_addons_enabled names an addon istio-lab lacks
+zipkin-with-jaeger            addons               both define Services zipkin and tracing
+address-pool                  metallb              metallb_address_range empty, malformed, or covering a
+                                                   reserved (or, once read, a node's) address
+ingress-ip-outside-pool       metallb, istio       lab_ingress_ip outside metallb_address_range
+============================  ===================  =====================================================
+
+``stages`` says which stages the run has (site.yml: all five; a stage
+playbook: its own): a condition is checked when it concerns one of them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.routes import service_destinations
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.verify import _chapter_ids
+
+STAGES = ("metallb", "istio", "addons", "apps", "routes")
+
+# The Services (istio-system) each addon's upstream manifest defines (samples/addons of the Istio release).
+# Keys: the addons roles/istio_addons knows (its vars istio_addons_files; tests/unit/test_lab_plan.py keeps
+# them equal).
+ADDON_SERVICES = {
+    "prometheus": ("prometheus",),
+    "grafana": ("grafana",),
+    "kiali": ("kiali",),
+    "zipkin": ("zipkin", "tracing"),
+    "jaeger": ("tracing", "zipkin", "jaeger-collector"),
+    "loki": ("loki", "loki-headless", "loki-memberlist"),
+}
+ADDONS_NAMESPACE = "istio-system"
+INGRESS_GATEWAY = "istio-system/istio-ingressgateway"
+EGRESS_GATEWAY = "istio-system/istio-egressgateway"
+
+# Which stages each condition concerns: checked when the run has one of them.
+CONCERNS = {
+    "unknown-chapter": {"apps", "routes"},
+    "unknown-app": {"apps"},
+    "chapter-needs-chapter": {"apps", "routes"},
+    # The addons stage prunes an addon left out: a run that has it must not leave the chapter without it.
+    "addon-left-out": {"addons", "routes"},
+    "egress-gateway-left-out": {"istio", "routes"},
+    "traffic-shift-step": {"routes"},
+    "unknown-addon": {"addons"},
+    "zipkin-with-jaeger": {"addons"},
+    "address-pool": {"metallb"},
+    "ingress-ip-outside-pool": {"metallb", "istio"},
+}
+FOUND_BY = {
+    "unknown-chapter": "apps",
+    "unknown-app": "apps",
+    "chapter-needs-chapter": "apps",
+    "addon-left-out": "routes",
+    "egress-gateway-left-out": "routes",
+    "traffic-shift-step": "routes",
+    "unknown-addon": "addons",
+    "zipkin-with-jaeger": "addons",
+    "address-pool": "metallb",
+    "ingress-ip-outside-pool": "metallb",
+}
+
+
+def _load_lab_addresses():
+    """The platform's pool check (plugins/filter/lab_addresses.py): one piece of code for the pool."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_addresses.py")
+    spec = importlib.util.spec_from_file_location("istio_lab_filter_lab_addresses_plan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lab_addresses = _load_lab_addresses()
+
+
+def _refusal(condition, message):
+    return {"condition": condition, "stage": FOUND_BY[condition], "message": message}
+
+
+def _and(names):
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _chapter_services(entry):
+    """{'namespace/name': 'routes to'|'needs'} of one chapter: its VirtualServices' in-cluster
+    destinations (the routes stage checks them live) and its requires.services."""
+    virtual_services = [{"metadata": {"name": vs.get("name", ""), "namespace": vs.get("namespace", "")},
+                         "spec": vs.get("spec") or {}} for vs in entry.get("virtual_services") or []]
+    services = {f"{d['namespace']}/{d['service']}": "routes to" for d in service_destinations(virtual_services)}
+    for key in (entry.get("requires") or {}).get("services") or []:
+        services.setdefault(str(key), "needs")
+    return services
+
+
+def _app_services(catalogue, apps, chapters):
+    """{'namespace/name': chapter id} of the apps the chapters deploy (first chapter wins, as lab_apps)."""
+    provided = {}
+    for chapter in chapters:
+        for app in catalogue.get(chapter, {}).get("apps") or []:
+            if app in apps:
+                provided.setdefault(f"{apps[app].get('namespace', '')}/{app}", chapter)
+    return provided
+
+
+def _chapter_refusals(catalogue, settings, stages):
+    chapters = _chapter_ids(settings.get("chapters") or [])
+    enabled = _chapter_ids(settings.get("enabled", chapters) or [])
+    variable = settings.get("chapters_variable") or "lab_enabled_chapters"
+    apps = dict(settings.get("apps") or {})
+    addons = [str(a) for a in settings.get("addons") or []]
+    egress = bool(settings.get("egress_gateway", True))
+    refusals = []
+    known = {str(k) for k in catalogue}
+    unknown = [c for c in chapters if c not in known]
+    if unknown and stages & CONCERNS["unknown-chapter"]:
+        refusals.append(_refusal("unknown-chapter", (
+            f"{variable} names chapter(s) {', '.join(unknown)}, which lab_chapters does not define (known: "
+            f"{', '.join(sorted(known))}): take them out of {variable} or define them in lab_chapters")))
+    chapters = [c for c in chapters if c in known]
+    catalogue = {str(k): v or {} for k, v in catalogue.items()}
+
+    if stages & CONCERNS["unknown-app"]:
+        for chapter in chapters:
+            missing = [str(a) for a in catalogue[chapter].get("apps") or [] if a not in apps]
+            if missing:
+                refusals.append(_refusal("unknown-app", (
+                    f"chapter {chapter} deploys app(s) {', '.join(missing)}, which lab_apps_catalogue does not "
+                    f"define (known: {', '.join(sorted(apps))}): define them or take chapter {chapter} out of "
+                    f"{variable}")))
+
+    # What the run and the chapters already enabled provide.
+    present = list(dict.fromkeys(chapters + [c for c in enabled if c in known]))
+    provided = set(_app_services(catalogue, apps, present))
+    provided |= {f"{ADDONS_NAMESPACE}/{s}" for a in addons for s in ADDON_SERVICES.get(a, ())}
+    provided.add(INGRESS_GATEWAY)
+    if egress:
+        provided.add(EGRESS_GATEWAY)
+    # Who would provide the others.
+    by_chapter = _app_services(catalogue, apps, sorted(known, key=_order))
+
+    for chapter in chapters:
+        entry = catalogue[chapter]
+        needed_chapters = {}  # chapter id -> what of it (for the message)
+        for required in _chapter_ids((entry.get("requires") or {}).get("chapters") or []):
+            if required not in present:
+                needed_chapters.setdefault(required, [])
+        left_out_addons = {}
+        for key, how in _chapter_services(entry).items():
+            if key in provided:
+                continue
+            namespace, _, name = key.partition("/")
+            if key in by_chapter and by_chapter[key] not in present and by_chapter[key] != chapter:
+                needed_chapters.setdefault(by_chapter[key], []).append(f"Service {key}")
+            elif key == EGRESS_GATEWAY and stages & CONCERNS["egress-gateway-left-out"]:
+                refusals.append(_refusal("egress-gateway-left-out", (
+                    f"chapter {chapter} {how} Service {key}, which istio_egress_gateway_enabled=false leaves "
+                    f"out: turn the egress gateway on or take chapter {chapter} out of {variable}")))
+            elif namespace == ADDONS_NAMESPACE:
+                addon = next((a for a, names in ADDON_SERVICES.items() if name in names), None)
+                if addon is not None:
+                    left_out_addons.setdefault(addon, (how, key))
+            # A Service no stage of istio-lab provides is the user's: the routes stage checks it live.
+        if needed_chapters and stages & CONCERNS["chapter-needs-chapter"]:
+            parts = [f"chapter {c}" + (f" ({', '.join(what)})" if what else "")
+                     for c, what in sorted(needed_chapters.items(), key=lambda item: _order(item[0]))]
+            ids = sorted(needed_chapters, key=_order)
+            refusals.append(_refusal("chapter-needs-chapter", (
+                f"chapter {chapter} builds on {_and(parts)}, which {variable} leaves out: add chapter(s) "
+                f"{', '.join(ids)} or take chapter {chapter} out")))
+        if stages & CONCERNS["addon-left-out"]:
+            for addon, (how, key) in left_out_addons.items():
+                refusals.append(_refusal("addon-left-out", (
+                    f"chapter {chapter} {how} {addon} (Service {key}), which istio_addons_enabled leaves out: "
+                    f"add {addon} to istio_addons_enabled or take chapter {chapter} out of {variable}")))
+
+    steps = settings.get("traffic_shift_steps")
+    if "5" in chapters and steps is not None and stages & CONCERNS["traffic-shift-step"]:
+        step = settings.get("traffic_shift_step")
+        try:
+            valid = 1 <= int(step) <= len(steps)
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            refusals.append(_refusal("traffic-shift-step", (
+                f"chapter 5 shifts traffic by lab_traffic_shift_step={step!r}, which lab_traffic_shift_steps does "
+                f"not have (steps 1-{len(steps)}): pick one of them or take chapter 5 out of {variable}")))
+    return refusals
+
+
+def _order(chapter_id):
+    return (0, int(chapter_id)) if str(chapter_id).isdigit() else (1, str(chapter_id))
+
+
+def _addon_refusals(settings, stages):
+    addons = [str(a) for a in settings.get("addons") or []]
+    refusals = []
+    unknown = [a for a in addons if a not in ADDON_SERVICES]
+    if unknown and stages & CONCERNS["unknown-addon"]:
+        refusals.append(_refusal("unknown-addon", (
+            f"istio_addons_enabled names {', '.join(unknown)}, which istio-lab does not install (it knows "
+            f"{', '.join(ADDON_SERVICES)}): take them out of istio_addons_enabled")))
+    if {"zipkin", "jaeger"} <= set(addons) and stages & CONCERNS["zipkin-with-jaeger"]:
+        refusals.append(_refusal("zipkin-with-jaeger", (
+            "istio_addons_enabled lists both zipkin and jaeger, whose manifests define the same Services (zipkin, "
+            "tracing) and would overwrite each other: keep one (the lab's tracing provider is Zipkin)")))
+    return refusals
+
+
+def _pool_refusals(settings, stages):
+    pool = settings.get("pool") or ""
+    ingress_ip = settings.get("ingress_ip") or ""
+    reserved = list(settings.get("reserved") or []) + list(settings.get("node_addresses") or [])
+    if "metallb" in stages:
+        try:
+            lab_addresses.lab_address_pool(pool, reserved, ingress_ip)
+        except AnsibleFilterError as exc:
+            condition = "ingress-ip-outside-pool" if str(exc).startswith("lab_ingress_ip") else "address-pool"
+            return [_refusal(condition, str(exc))]
+        return []
+    # Without the MetalLB stage the pool on the cluster is still metallb_address_range's.
+    if "istio" in stages and pool and ingress_ip:
+        try:
+            lab_addresses.lab_address_pool(pool, (), ingress_ip)
+        except AnsibleFilterError as exc:
+            if str(exc).startswith("lab_ingress_ip"):
+                return [_refusal("ingress-ip-outside-pool", str(exc))]
+    return []
+
+
+def lab_plan_refusals(catalogue, settings):
+    """Every refusal of the run's plan, in stage order; [] when the run may go.
+
+    ``catalogue``: lab_chapters. ``settings``: ``stages`` (the run's, of STAGES), ``chapters`` (whose apps
+    and routes the run builds), ``enabled`` (lab_enabled_chapters, already on the cluster),
+    ``chapters_variable`` (the name to tell the user), ``apps`` (lab_apps_catalogue), ``addons``
+    (istio_addons_enabled), ``egress_gateway``, ``pool`` (metallb_address_range), ``reserved``,
+    ``node_addresses`` (when read), ``ingress_ip``, ``traffic_shift_step``, ``traffic_shift_steps``.
+    """
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError("lab_plan_refusals: settings must be a mapping")
+    stages = {str(s) for s in settings.get("stages") or []}
+    unknown = stages - set(STAGES)
+    if unknown:
+        raise AnsibleFilterError(f"lab_plan_refusals: unknown stage(s) {', '.join(sorted(unknown))}; "
+                                 f"known: {', '.join(STAGES)}")
+    if not stages:
+        return []
+    refusals = (_pool_refusals(settings, stages) + _addon_refusals(settings, stages)
+                + _chapter_refusals(dict(catalogue or {}), settings, stages))
+    return sorted(refusals, key=lambda r: STAGES.index(r["stage"]))
+
+
+class FilterModule:
+    def filters(self):
+        return {"lab_plan_refusals": lab_plan_refusals}
