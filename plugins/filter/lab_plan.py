@@ -153,8 +153,8 @@ def _chapter_refusals(catalogue, settings, stages):
     unknown = [c for c in chapters if c not in known]
     if unknown and stages & CONCERNS["unknown-chapter"]:
         refusals.append(_refusal("unknown-chapter", (
-            f"{variable} names chapter(s) {', '.join(unknown)}, which lab_chapters does not define (known: "
-            f"{', '.join(sorted(known))}): take them out of {variable} or define them in lab_chapters")))
+            f"{variable} names chapter(s) {', '.join(unknown)}, which lab_chapters does not define; known chapters: "
+            f"{', '.join(sorted(known, key=_order))} (take them out of {variable} or define them in lab_chapters)")))
     chapters = [c for c in chapters if c in known]
     catalogue = {str(k): v or {} for k, v in catalogue.items()}
 
