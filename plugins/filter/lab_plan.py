@@ -25,6 +25,8 @@ addon-left-out                routes               a chapter routes to (or requi
                                                    the addon left out of istio_addons_enabled
 egress-gateway-left-out       routes               a chapter needs istio-egressgateway, turned off
                                                    (istio_egress_gateway_enabled)
+app-service-port              routes               a chapter routes to a port of an app's Service other
+                                                   than its service_port in lab_apps_catalogue
 traffic-shift-step            routes               chapter 5's lab_traffic_shift_step is not a step of
                                                    lab_traffic_shift_steps
 unknown-addon                 addons               istio_addons_enabled names an addon istio-lab lacks
@@ -74,6 +76,7 @@ CONCERNS = {
     # The addons stage prunes an addon left out: a run that has it must not leave the chapter without it.
     "addon-left-out": {"addons", "routes"},
     "egress-gateway-left-out": {"istio", "routes"},
+    "app-service-port": {"apps", "routes"},
     "traffic-shift-step": {"routes"},
     "unknown-addon": {"addons"},
     "zipkin-with-jaeger": {"addons"},
@@ -86,6 +89,7 @@ FOUND_BY = {
     "chapter-needs-chapter": "apps",
     "addon-left-out": "routes",
     "egress-gateway-left-out": "routes",
+    "app-service-port": "routes",
     "traffic-shift-step": "routes",
     "unknown-addon": "addons",
     "zipkin-with-jaeger": "addons",
@@ -120,15 +124,41 @@ def _and(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _chapter_services(entry):
-    """{'namespace/name': 'routes to'|'needs'} of one chapter: its VirtualServices' in-cluster
-    destinations (the routes stage checks them live) and its requires.services."""
+def _destinations(entry):
+    """The in-cluster destinations of one chapter's VirtualServices (the routes stage checks them live)."""
     virtual_services = [{"metadata": {"name": vs.get("name", ""), "namespace": vs.get("namespace", "")},
                          "spec": vs.get("spec") or {}} for vs in entry.get("virtual_services") or []]
-    services = {f"{d['namespace']}/{d['service']}": "routes to" for d in service_destinations(virtual_services)}
+    return service_destinations(virtual_services)
+
+
+def _chapter_services(entry):
+    """{'namespace/name': 'routes to'|'needs'} of one chapter: its routes' destinations and its
+    requires.services."""
+    services = {f"{d['namespace']}/{d['service']}": "routes to" for d in _destinations(entry)}
     for key in (entry.get("requires") or {}).get("services") or []:
         services.setdefault(str(key), "needs")
     return services
+
+
+def _port_refusals(entry, chapter, apps, variable):
+    """A route to a port of an app's Service that lab_apps_catalogue does not give it."""
+    refusals = []
+    by_key = {f"{app.get('namespace', '')}/{name}": (name, app) for name, app in apps.items() if isinstance(app, dict)}
+    for destination in _destinations(entry):
+        key = f"{destination['namespace']}/{destination['service']}"
+        if key not in by_key or destination["port"] is None or by_key[key][1].get("service_port") is None:
+            continue
+        name, app = by_key[key]
+        try:
+            port = int(app["service_port"])
+        except (TypeError, ValueError):
+            continue
+        if int(destination["port"]) != port:
+            refusals.append(_refusal("app-service-port", (
+                f"chapter {chapter} routes to port {destination['port']} of Service {key}, which lab_apps_catalogue "
+                f"gives port {port} ({name}.service_port): make them agree or take chapter {chapter} out of "
+                f"{variable}")))
+    return refusals
 
 
 def _app_services(catalogue, apps, chapters):
@@ -206,6 +236,8 @@ def _chapter_refusals(catalogue, settings, stages):
             refusals.append(_refusal("chapter-needs-chapter", (
                 f"chapter {chapter} builds on {_and(parts)}, which {variable} leaves out: add chapter(s) "
                 f"{', '.join(ids)} or take chapter {chapter} out")))
+        if stages & CONCERNS["app-service-port"]:
+            refusals.extend(_port_refusals(entry, chapter, apps, variable))
         if stages & CONCERNS["addon-left-out"]:
             for addon, (how, key) in left_out_addons.items():
                 refusals.append(_refusal("addon-left-out", (

@@ -65,6 +65,9 @@ CONDITIONS = [
      "lab_enabled_chapters names chapter(s) 9, which lab_chapters does not define"),
     ("unknown-app", {"apps": {k: v for k, v in APPS.items() if k != "tomcat-v2"}}, "apps",
      "chapter 4 deploys app(s) tomcat-v2, which lab_apps_catalogue does not define"),
+    ("app-service-port", {"apps": {**APPS, "tomcat": {**APPS["tomcat"], "service_port": 8080}}}, "routes",
+     "chapter 1 routes to port 80 of Service microservice/tomcat, which lab_apps_catalogue gives port 8080 "
+     "(tomcat.service_port)"),
     ("traffic-shift-step", {"chapters": ["1", "4", "5"], "traffic_shift_step": 4}, "routes",
      "chapter 5 shifts traffic by lab_traffic_shift_step=4, which lab_traffic_shift_steps does not have "
      "(steps 1-3)"),
