@@ -31,6 +31,8 @@ traffic-shift-step            routes               chapter 5's lab_traffic_shift
                                                    lab_traffic_shift_steps
 unknown-addon                 addons               istio_addons_enabled names an addon istio-lab lacks
 zipkin-with-jaeger            addons               both define Services zipkin and tracing
+role-option                   the option's role    a value the argument spec of a stage's role refuses
+                                                   (type, choices), set in the inventory or with -e
 address-pool                  metallb              metallb_address_range empty, malformed, or covering a
                                                    reserved (or, once read, a node's) address
 ingress-ip-outside-pool       metallb, istio       lab_ingress_ip outside metallb_address_range
@@ -45,6 +47,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
+import yaml
 from ansible.errors import AnsibleFilterError
 
 # Not routes.py nor verify.py: every lab's fork on the controller imports this filter anew, and their imports
@@ -82,6 +85,7 @@ CONCERNS = {
     "zipkin-with-jaeger": {"addons"},
     "address-pool": {"metallb"},
     "ingress-ip-outside-pool": {"metallb", "istio"},
+    "role-option": set(STAGES),
 }
 FOUND_BY = {
     "unknown-chapter": "apps",
@@ -95,7 +99,19 @@ FOUND_BY = {
     "zipkin-with-jaeger": "addons",
     "address-pool": "metallb",
     "ingress-ip-outside-pool": "metallb",
+    "role-option": "",  # the stage of the option's role
 }
+
+# Each stage's role, whose argument spec (meta/argument_specs.yml, entry point main) checks its options when
+# the role starts. The plan checks the values set by the user (inventory, -e) against them up front.
+STAGE_ROLES = {"metallb": "metallb", "istio": "istio", "addons": "istio_addons", "apps": "lab_apps",
+               "routes": "lab_routes"}
+ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+# Checked by the plan's own conditions (with both sides named), or not the user's to set.
+OWN_OPTIONS = {"lab_chapters", "istio_addons_enabled", "lab_preflight_node_addresses"}
+_SPECS = {}
+# What tasks/plan.yml's vars lookup gives for an option nobody set.
+UNSET = "(istio-lab: not set)"
 
 
 def _load_lab_addresses():
@@ -115,8 +131,51 @@ def _chapter_ids(ids):
     return [str(i) for i in ([ids] if isinstance(ids, (str, int)) else ids)]
 
 
-def _refusal(condition, message):
-    return {"condition": condition, "stage": FOUND_BY[condition], "message": message}
+def _refusal(condition, message, stage=None):
+    return {"condition": condition, "stage": stage or FOUND_BY[condition], "message": message}
+
+
+def _role_options(role):
+    """The options of a role's main entry point, read once per process."""
+    if role not in _SPECS:
+        with open(os.path.join(ROLES, role, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+            specs = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # noqa: S506
+        _SPECS[role] = ((specs.get("argument_specs") or {}).get("main") or {}).get("options") or {}
+    return _SPECS[role]
+
+
+def lab_plan_options(stages):
+    """The names of the options the stages' roles check, for tasks/plan.yml to look up the values set."""
+    names = set()
+    for stage in stages or []:
+        if str(stage) in STAGE_ROLES:
+            names |= set(_role_options(STAGE_ROLES[str(stage)]))
+    return sorted(names - OWN_OPTIONS)
+
+
+def _option_refusals(options, stages):
+    """What each stage's role would refuse of the values set (None: not set), as its argument check would."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # only when options are set
+
+    refusals = []
+    given = {name: value for name, value in (options or {}).items()
+             if value is not None and not (isinstance(value, str) and value == UNSET) and name not in OWN_OPTIONS}
+    checked = set()  # an option several roles share (lab_wait_timeout) is named once, by the first stage
+    for stage in STAGES:
+        if stage not in stages or not given:
+            continue
+        role = STAGE_ROLES[stage]
+        spec = {name: {key: value for key, value in option.items() if key not in ("required", "default")}
+                for name, option in _role_options(role).items() if name in given and name not in checked}
+        checked |= set(spec)
+        if not spec:
+            continue
+        result = ArgumentSpecValidator(spec).validate({name: given[name] for name in spec})
+        for message in result.error_messages:
+            refusals.append(_refusal("role-option", (
+                f"the {stage} stage's role {role} refuses the value set: {message} (fix it in the inventory or "
+                "the -e)"), stage))
+    return refusals
 
 
 def _and(names):
@@ -305,7 +364,8 @@ def lab_plan_refusals(catalogue, settings):
     and routes the run builds), ``enabled`` (lab_enabled_chapters, already on the cluster),
     ``chapters_variable`` (the name to tell the user), ``apps`` (lab_apps_catalogue), ``addons``
     (istio_addons_enabled), ``egress_gateway``, ``pool`` (metallb_address_range), ``reserved``,
-    ``node_addresses`` (when read), ``ingress_ip``, ``traffic_shift_step``, ``traffic_shift_steps``.
+    ``node_addresses`` (when read), ``ingress_ip``, ``traffic_shift_step``, ``traffic_shift_steps``,
+    ``options`` ({name: value} of lab_plan_options' names, None where not set).
     """
     if not isinstance(settings, dict):
         raise AnsibleFilterError("lab_plan_refusals: settings must be a mapping")
@@ -316,11 +376,11 @@ def lab_plan_refusals(catalogue, settings):
                                  f"known: {', '.join(STAGES)}")
     if not stages:
         return []
-    refusals = (_pool_refusals(settings, stages) + _addon_refusals(settings, stages)
-                + _chapter_refusals(dict(catalogue or {}), settings, stages))
+    refusals = (_option_refusals(settings.get("options"), stages) + _pool_refusals(settings, stages)
+                + _addon_refusals(settings, stages) + _chapter_refusals(dict(catalogue or {}), settings, stages))
     return sorted(refusals, key=lambda r: STAGES.index(r["stage"]))
 
 
 class FilterModule:
     def filters(self):
-        return {"lab_plan_refusals": lab_plan_refusals}
+        return {"lab_plan_refusals": lab_plan_refusals, "lab_plan_options": lab_plan_options}

@@ -56,6 +56,7 @@ def test_a_built_lab_refuses_what_a_later_stage_would_refuse_with_0_writes(kube,
         result = run_playbook("site.yml", kube=kube, extra_vars={
             **values, "lab_enabled_chapters": ["2", "3", "4", "5", "6", "9"], "lab_traffic_shift_step": 4,
             "istio_egress_gateway_enabled": False, "lab_ingress_ip": "127.242.0.30", "lab_apps_catalogue": apps,
+            "lab_routes_validate": "warning",
             "istio_addons_enabled": ["prometheus", "grafana", "kiali", "zipkin", "jaeger", "skywalking"]})
         refused(result)
         for words in (
@@ -68,6 +69,8 @@ def test_a_built_lab_refuses_what_a_later_stage_would_refuse_with_0_writes(kube,
             "chapter 6 routes to Service istio-system/istio-egressgateway, which istio_egress_gateway_enabled=false "
             "leaves out",
             "chapter 5 shifts traffic by lab_traffic_shift_step=4, which lab_traffic_shift_steps does not have",
+            "the routes stage's role lab_routes refuses the value set: value of lab_routes_validate must be one of: "
+            "strict, warn, got: warning",
         ):
             assert words in said(result), words
         assert kube.writes(mark) == []

@@ -75,6 +75,11 @@ CONDITIONS = [
      "istio_addons_enabled names skywalking, which istio-lab does not install"),
     ("zipkin-with-jaeger", {"addons": ["prometheus", "grafana", "kiali", "zipkin", "jaeger"]}, "addons",
      "istio_addons_enabled lists both zipkin and jaeger"),
+    ("role-option", {"options": {"lab_routes_validate": "warning", "lab_routes_state": F.UNSET}}, "routes",
+     "the routes stage's role lab_routes refuses the value set: value of lab_routes_validate must be one of: "
+     "strict, warn, got: warning"),
+    ("role-option", {"options": {"lab_wait_timeout": "5m", "lab_apps_prune": None}}, "metallb",
+     "the metallb stage's role metallb refuses the value set: argument 'lab_wait_timeout' is of type str"),
     ("address-pool", {"pool": ""}, "metallb", "metallb_address_range is empty"),
     ("address-pool", {"pool": "127.242.0.20-127.242.0.10"}, "metallb", "is reversed"),
     ("address-pool", {"pool": "127.0.0.1-127.0.0.20", "ingress_ip": ""}, "metallb",
@@ -100,6 +105,13 @@ def test_each_condition_is_refused_naming_both_sides(condition, changes, stage, 
 
 def test_the_table_covers_every_condition():
     assert {c[0] for c in CONDITIONS} == set(F.CONCERNS) == set(F.FOUND_BY)
+
+
+def test_the_options_to_look_up_are_the_stage_roles_own():
+    names = F.lab_plan_options(["routes"])
+    assert "lab_routes_validate" in names and "lab_chapters" not in names and "metallb_address_range" not in names
+    assert F.lab_plan_options([]) == []
+    assert refusals(options={name: F.UNSET for name in F.lab_plan_options(ALL)}) == []
 
 
 def test_the_addons_known_are_the_addons_role_s():
