@@ -25,6 +25,9 @@ addon-left-out                routes               a chapter routes to (or requi
                                                    the addon left out of istio_addons_enabled
 egress-gateway-left-out       routes               a chapter needs istio-egressgateway, turned off
                                                    (istio_egress_gateway_enabled)
+route-rules                   routes               a chapter's ServiceEntry, Gateway, VirtualService or
+                                                   DestinationRule breaks one of istiod's single-object
+                                                   rules (the routes stage validates them all first)
 app-service-port              routes               a chapter routes to a port of an app's Service other
                                                    than its service_port in lab_apps_catalogue
 traffic-shift-step            routes               chapter 5's lab_traffic_shift_step is not a step of
@@ -80,6 +83,7 @@ CONCERNS = {
     "addon-left-out": {"addons", "routes"},
     "egress-gateway-left-out": {"istio", "routes"},
     "app-service-port": {"apps", "routes"},
+    "route-rules": {"routes"},
     "traffic-shift-step": {"routes"},
     "unknown-addon": {"addons"},
     "zipkin-with-jaeger": {"addons"},
@@ -94,6 +98,7 @@ FOUND_BY = {
     "addon-left-out": "routes",
     "egress-gateway-left-out": "routes",
     "app-service-port": "routes",
+    "route-rules": "routes",
     "traffic-shift-step": "routes",
     "unknown-addon": "addons",
     "zipkin-with-jaeger": "addons",
@@ -126,6 +131,18 @@ def _load_lab_addresses():
 lab_addresses = _load_lab_addresses()
 
 
+def _load_lab_options():
+    """The vars plugin's check of boolean and integer options (plugins/vars/lab_options.py)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vars", "lab_options.py")
+    spec = importlib.util.spec_from_file_location("istio_lab_vars_lab_options_plan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lab_options = _load_lab_options()
+
+
 def _chapter_ids(ids):
     """Chapter ids as strings (verify.py's rule: `-e lab_enabled_chapters=[1,3]` gives integers)."""
     return [str(i) for i in ([ids] if isinstance(ids, (str, int)) else ids)]
@@ -154,9 +171,9 @@ def lab_plan_options(stages):
 
 
 def _option_refusals(options, stages):
-    """What each stage's role would refuse of the values set (None: not set), as its argument check would."""
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # only when options are set
-
+    """What each stage's role would refuse of the values set (None or UNSET: not set), as its argument check
+    would: booleans and integers by the vars plugin's check (its messages for -e), choices here. Not the
+    role's own validator: importing it would cost each lab's fork 0.09 CPU-s."""
     refusals = []
     given = {name: value for name, value in (options or {}).items()
              if value is not None and not (isinstance(value, str) and value == UNSET) and name not in OWN_OPTIONS}
@@ -165,13 +182,16 @@ def _option_refusals(options, stages):
         if stage not in stages or not given:
             continue
         role = STAGE_ROLES[stage]
-        spec = {name: {key: value for key, value in option.items() if key not in ("required", "default")}
-                for name, option in _role_options(role).items() if name in given and name not in checked}
+        spec = {name: option for name, option in _role_options(role).items() if name in given and name not in checked}
         checked |= set(spec)
-        if not spec:
-            continue
-        result = ArgumentSpecValidator(spec).validate({name: given[name] for name in spec})
-        for message in result.error_messages:
+        messages = lab_options.option_errors(given, {name: option.get("type") for name, option in spec.items()})
+        for name, option in sorted(spec.items()):
+            choices = option.get("choices")
+            values = given[name] if isinstance(given[name], list) else [given[name]]
+            wrong = [v for v in values if choices and v not in choices]
+            if wrong:
+                messages.append(f"{name}={given[name]!r} is not one of {', '.join(map(str, choices))}")
+        for message in messages:
             refusals.append(_refusal("role-option", (
                 f"the {stage} stage's role {role} refuses the value set: {message} (fix it in the inventory or "
                 "the -e)"), stage))
@@ -197,6 +217,36 @@ def _chapter_services(entry):
     for key in (entry.get("requires") or {}).get("services") or []:
         services.setdefault(str(key), "needs")
     return services
+
+
+ROUTE_KINDS = {"service_entries": "ServiceEntry", "gateways": "Gateway", "virtual_services": "VirtualService",
+               "destination_rules": "DestinationRule"}
+
+
+def _rule_refusals(entry, chapter, variable):
+    """istiod's single-object rules on the chapter's objects, as istio_routes applies them before its write
+    (the CRD schemas need the cluster and the cross-object rules its Gateways: the routes stage checks those)."""
+    # imported here: only a run with the routes stage needs the validators
+    from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import POLICY_RULES, object_problems
+
+    refusals = []
+    for key, kind in ROUTE_KINDS.items():
+        for obj in entry.get(key) or []:
+            desired = {"apiVersion": "networking.istio.io/v1", "kind": kind,
+                       "metadata": {"name": obj.get("name", ""), "namespace": obj.get("namespace", "")},
+                       "spec": obj.get("spec") or {}}
+            try:
+                problems = object_problems(desired)
+            except (AttributeError, TypeError, KeyError):  # a field of the wrong type: the schema's to name
+                problems = []
+            problems = [p for p in problems if p.rule not in POLICY_RULES]
+            if problems:
+                refusals.append(_refusal("route-rules", (
+                    f"chapter {chapter}'s {kind} {desired['metadata']['namespace']}/{desired['metadata']['name']} "
+                    f"breaks istiod's rules ({'; '.join(f'{p.field}: {p.message}' for p in problems)}): fix it in "
+                    f"lab_chapters (or a variable it uses, such as lab_domain) or take chapter {chapter} out of "
+                    f"{variable}")))
+    return refusals
 
 
 def _port_refusals(entry, chapter, apps, variable):
@@ -295,6 +345,8 @@ def _chapter_refusals(catalogue, settings, stages):
             refusals.append(_refusal("chapter-needs-chapter", (
                 f"chapter {chapter} builds on {_and(parts)}, which {variable} leaves out: add chapter(s) "
                 f"{', '.join(ids)} or take chapter {chapter} out")))
+        if stages & CONCERNS["route-rules"]:
+            refusals.extend(_rule_refusals(entry, chapter, variable))
         if stages & CONCERNS["app-service-port"]:
             refusals.extend(_port_refusals(entry, chapter, apps, variable))
         if stages & CONCERNS["addon-left-out"]:

@@ -71,8 +71,8 @@ def test_a_built_lab_refuses_what_a_later_stage_would_refuse_with_0_writes(kube,
             "leaves out",
             "chapter 5 shifts traffic by lab_traffic_shift_step=4, which lab_traffic_shift_steps does not have",
             "chapter 5 routes to port 80 of Service microservice/tomcat, which lab_apps_catalogue gives port 8080",
-            "the routes stage's role lab_routes refuses the value set: value of lab_routes_validate must be one of: "
-            "strict, warn, got: warning",
+            "the routes stage's role lab_routes refuses the value set: lab_routes_validate='warning' is not one of "
+            "strict, warn",
         ):
             assert words in said(result), words
         assert kube.writes(mark) == []

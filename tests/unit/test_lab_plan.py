@@ -24,8 +24,13 @@ def _yaml(path):
     return yaml.safe_load((REPO / path).read_text(encoding="utf-8"))
 
 
-CATALOGUE = _yaml("inventory/group_vars/all/chapters.yml")["lab_chapters"]
 SHARED = _yaml("inventory/group_vars/all/chapters.yml")
+# lab_chapters as Ansible renders it with the inventory's defaults.
+_RENDERED = (REPO / "inventory/group_vars/all/chapters.yml").read_text(encoding="utf-8")
+for _text, _value in (("{{ lab_domain }}", "kubernets.cn"), ("{{ lab_egress_host }}", "edition.cnn.com"),
+                      ('"{{ lab_traffic_shift_weights.v1 }}"', "90"), ('"{{ lab_traffic_shift_weights.v2 }}"', "10")):
+    _RENDERED = _RENDERED.replace(_text, _value)
+CATALOGUE = yaml.safe_load(_RENDERED)["lab_chapters"]
 LAB = _yaml("inventory/group_vars/all/lab.yml")
 APPS = _yaml("roles/lab_apps/defaults/main.yml")["lab_apps_catalogue"]
 
@@ -44,8 +49,14 @@ def settings(**changes):
     return values
 
 
+# A chapter of one's own with a negative route weight: istiod refuses the VirtualService.
+BAD_ROUTES = {"7": {"virtual_services": [{"name": "bad-weights", "namespace": "microservice", "spec": {
+    "hosts": ["tomcat.microservice.svc.cluster.local"], "http": [{"route": [
+        {"destination": {"host": "tomcat.microservice.svc.cluster.local"}, "weight": -5}]}]}}]}}
+
+
 def refusals(catalogue=None, **changes):
-    return F.lab_plan_refusals(CATALOGUE if catalogue is None else catalogue, settings(**changes))
+    return F.lab_plan_refusals({**CATALOGUE, **BAD_ROUTES} if catalogue is None else catalogue, settings(**changes))
 
 
 # condition, inventory (changes to the defaults), the stage that used to find it, words of the message
@@ -65,6 +76,10 @@ CONDITIONS = [
      "lab_enabled_chapters names chapter(s) 9, which lab_chapters does not define"),
     ("unknown-app", {"apps": {k: v for k, v in APPS.items() if k != "tomcat-v2"}}, "apps",
      "chapter 4 deploys app(s) tomcat-v2, which lab_apps_catalogue does not define"),
+    ("route-rules", {"chapters": ["1", "7"]}, "routes",
+     "chapter 7's VirtualService microservice/bad-weights breaks istiod's rules (spec.http[0].route[0].weight: "
+     "weight -5 is negative: weights are 0..100): fix it in lab_chapters (or a variable it uses, such as "
+     "lab_domain) or take chapter 7 out of lab_enabled_chapters"),
     ("app-service-port", {"apps": {**APPS, "tomcat": {**APPS["tomcat"], "service_port": 8080}}}, "routes",
      "chapter 1 routes to port 80 of Service microservice/tomcat, which lab_apps_catalogue gives port 8080 "
      "(tomcat.service_port)"),
@@ -76,10 +91,12 @@ CONDITIONS = [
     ("zipkin-with-jaeger", {"addons": ["prometheus", "grafana", "kiali", "zipkin", "jaeger"]}, "addons",
      "istio_addons_enabled lists both zipkin and jaeger"),
     ("role-option", {"options": {"lab_routes_validate": "warning", "lab_routes_state": F.UNSET}}, "routes",
-     "the routes stage's role lab_routes refuses the value set: value of lab_routes_validate must be one of: "
-     "strict, warn, got: warning"),
+     "the routes stage's role lab_routes refuses the value set: lab_routes_validate='warning' is not one of "
+     "strict, warn (fix it in the inventory or the -e)"),
     ("role-option", {"options": {"lab_wait_timeout": "5m", "lab_apps_prune": None}}, "metallb",
-     "the metallb stage's role metallb refuses the value set: argument 'lab_wait_timeout' is of type str"),
+     "the metallb stage's role metallb refuses the value set: lab_wait_timeout='5m' is not a valid int"),
+    ("role-option", {"options": {"lab_routes_check_services": "maybe", "lab_apps_prune": "yes"}}, "routes",
+     "lab_routes_check_services='maybe' is not a valid bool"),
     ("address-pool", {"pool": ""}, "metallb", "metallb_address_range is empty"),
     ("address-pool", {"pool": "127.242.0.20-127.242.0.10"}, "metallb", "is reversed"),
     ("address-pool", {"pool": "127.0.0.1-127.0.0.20", "ingress_ip": ""}, "metallb",
