@@ -51,7 +51,7 @@ import importlib.util
 import os
 
 import yaml
-from ansible.errors import AnsibleFilterError
+from ansible.errors import AnsibleError, AnsibleFilterError
 
 # Not routes.py nor verify.py: every lab's fork on the controller imports this filter anew, and their imports
 # (the validators, http.client) would cost each lab 0.07 CPU-s.
@@ -239,6 +239,12 @@ def _rule_refusals(entry, chapter, variable):
                 problems = object_problems(desired)
             except (AttributeError, TypeError, KeyError):  # a field of the wrong type: the schema's to name
                 problems = []
+            except AnsibleError as exc:  # a variable its spec uses does not render (lazy templating)
+                refusals.append(_refusal("route-rules", (
+                    f"chapter {chapter}'s {kind} {desired['metadata']['namespace']}/{desired['metadata']['name']} "
+                    f"cannot be rendered ({exc.message}): fix the variable or take chapter {chapter} out of "
+                    f"{variable}")))
+                continue
             problems = [p for p in problems if p.rule not in POLICY_RULES]
             if problems:
                 refusals.append(_refusal("route-rules", (
@@ -316,6 +322,23 @@ def _chapter_refusals(catalogue, settings, stages):
     # Who would provide the others.
     by_chapter = _app_services(catalogue, apps, sorted(known, key=_order))
 
+    # Chapter 5's weights are lab_traffic_shift_steps[step - 1]: with a step it lacks, its routes cannot even
+    # be rendered, so they are not looked at.
+    unrendered = set()
+    steps = settings.get("traffic_shift_steps")
+    if "5" in chapters and steps is not None:
+        step = settings.get("traffic_shift_step")
+        try:
+            valid = 1 <= int(step) <= len(steps)
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            unrendered.add("5")
+            if stages & CONCERNS["traffic-shift-step"]:
+                refusals.append(_refusal("traffic-shift-step", (
+                    f"chapter 5 shifts traffic by lab_traffic_shift_step={step!r}, which lab_traffic_shift_steps "
+                    f"does not have (steps 1-{len(steps)}): pick one of them or take chapter 5 out of {variable}")))
+
     for chapter in chapters:
         entry = catalogue[chapter]
         needed_chapters = {}  # chapter id -> what of it (for the message)
@@ -345,9 +368,9 @@ def _chapter_refusals(catalogue, settings, stages):
             refusals.append(_refusal("chapter-needs-chapter", (
                 f"chapter {chapter} builds on {_and(parts)}, which {variable} leaves out: add chapter(s) "
                 f"{', '.join(ids)} or take chapter {chapter} out")))
-        if stages & CONCERNS["route-rules"]:
+        if stages & CONCERNS["route-rules"] and chapter not in unrendered:
             refusals.extend(_rule_refusals(entry, chapter, variable))
-        if stages & CONCERNS["app-service-port"]:
+        if stages & CONCERNS["app-service-port"] and chapter not in unrendered:
             refusals.extend(_port_refusals(entry, chapter, apps, variable))
         if stages & CONCERNS["addon-left-out"]:
             for addon, (how, key) in left_out_addons.items():
@@ -355,17 +378,6 @@ def _chapter_refusals(catalogue, settings, stages):
                     f"chapter {chapter} {how} {addon} (Service {key}), which istio_addons_enabled leaves out: "
                     f"add {addon} to istio_addons_enabled or take chapter {chapter} out of {variable}")))
 
-    steps = settings.get("traffic_shift_steps")
-    if "5" in chapters and steps is not None and stages & CONCERNS["traffic-shift-step"]:
-        step = settings.get("traffic_shift_step")
-        try:
-            valid = 1 <= int(step) <= len(steps)
-        except (TypeError, ValueError):
-            valid = False
-        if not valid:
-            refusals.append(_refusal("traffic-shift-step", (
-                f"chapter 5 shifts traffic by lab_traffic_shift_step={step!r}, which lab_traffic_shift_steps does "
-                f"not have (steps 1-{len(steps)}): pick one of them or take chapter 5 out of {variable}")))
     return refusals
 
 
