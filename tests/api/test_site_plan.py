@@ -5,11 +5,11 @@ The issue's case on a built lab: chapters 1-4 with istio_addons_enabled
 lacking zipkin. Before, the addons stage deleted Zipkin's Deployment and
 Services and patched the platform record, and only then the routes stage
 refused chapter 3; now site.yml, addons.yml and upgrade.yml refuse it with 0
-writes. Every other condition of the plan (tests/unit/test_lab_plan.py holds
-one case each) but a bad pool is given to site.yml at once (chapter 5's step
-beyond lab_traffic_shift_steps: its routes cannot be rendered, and are not looked at): all are named, 0
-writes. A class of two labs, one with a pool covering a reserved address: that
-lab fails before writing, the other builds.
+writes. Most other conditions of the plan (tests/unit/test_lab_plan.py holds
+one case each) are given to site.yml at once, chapter 5 with a step
+lab_traffic_shift_steps lacks (its routes cannot even be rendered): all are
+named, 0 writes. A class of two labs, one with a pool covering a reserved
+address: that lab fails before writing, the other builds.
 """
 
 from __future__ import annotations
