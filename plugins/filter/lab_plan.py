@@ -119,28 +119,18 @@ _SPECS = {}
 UNSET = "(istio-lab: not set)"
 
 
-def _load_lab_addresses():
-    """The platform's pool check (plugins/filter/lab_addresses.py): one piece of code for the pool."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_addresses.py")
-    spec = importlib.util.spec_from_file_location("istio_lab_filter_lab_addresses_plan", path)
+def _load(path, name):
+    """A sibling plugin file of this collection, by its path under plugins/ (one piece of code per check)."""
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-lab_addresses = _load_lab_addresses()
-
-
-def _load_lab_options():
-    """The vars plugin's check of boolean and integer options (plugins/vars/lab_options.py)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vars", "lab_options.py")
-    spec = importlib.util.spec_from_file_location("istio_lab_vars_lab_options_plan", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lab_options = _load_lab_options()
+# The platform's pool check, and the vars plugin's check of boolean and integer options.
+lab_addresses = _load("filter/lab_addresses.py", "istio_lab_filter_lab_addresses_plan")
+lab_options = _load("vars/lab_options.py", "istio_lab_vars_lab_options_plan")
 
 
 def _chapter_ids(ids):
