@@ -41,7 +41,7 @@ address-pool                  metallb              metallb_address_range empty, 
 ingress-ip-outside-pool       metallb, istio       lab_ingress_ip outside metallb_address_range
 ============================  ===================  =====================================================
 
-``stages`` says which stages the run has (site.yml: all five; a stage
+``stages`` says which stages the run has (site.yml: all six; a stage
 playbook: its own): a condition is checked when it concerns one of them.
 """
 
@@ -57,7 +57,8 @@ from ansible.errors import AnsibleError, AnsibleFilterError
 # (the validators, http.client) would cost each lab 0.07 CPU-s.
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.destinations import service_destinations
 
-STAGES = ("metallb", "istio", "addons", "apps", "routes")
+# verify writes nothing to the cluster; its role's options are checked so that a run does not fail at its end.
+STAGES = ("metallb", "istio", "addons", "apps", "routes", "verify")
 
 # The Services (istio-system) each addon's upstream manifest defines (samples/addons of the Istio release).
 # Keys: the addons roles/istio_addons knows (its vars istio_addons_files; tests/unit/test_lab_plan.py keeps
@@ -110,7 +111,7 @@ FOUND_BY = {
 # Each stage's role, whose argument spec (meta/argument_specs.yml, entry point main) checks its options when
 # the role starts. The plan checks the values set by the user (inventory, -e) against them up front.
 STAGE_ROLES = {"metallb": "metallb", "istio": "istio", "addons": "istio_addons", "apps": "lab_apps",
-               "routes": "lab_routes"}
+               "routes": "lab_routes", "verify": "lab_verify"}
 ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 # Checked by the plan's own conditions (with both sides named), or not the user's to set.
 OWN_OPTIONS = {"lab_chapters", "istio_addons_enabled", "lab_preflight_node_addresses"}

@@ -16,7 +16,7 @@ _spec = importlib.util.spec_from_file_location("lab_plan_filters", REPO / "plugi
 F = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(F)
 
-ALL = ["metallb", "istio", "addons", "apps", "routes"]
+ALL = ["metallb", "istio", "addons", "apps", "routes", "verify"]
 POOL = "127.242.0.10-127.242.0.20"
 
 
@@ -97,6 +97,8 @@ CONDITIONS = [
      "the metallb stage's role metallb refuses the value set: lab_wait_timeout='5m' is not a valid int"),
     ("role-option", {"options": {"lab_routes_check_services": "maybe", "lab_apps_prune": "yes"}}, "routes",
      "lab_routes_check_services='maybe' is not a valid bool"),
+    ("role-option", {"options": {"lab_verify_retries": "many"}}, "verify",
+     "the verify stage's role lab_verify refuses the value set: lab_verify_retries='many' is not a valid int"),
     ("address-pool", {"pool": ""}, "metallb", "metallb_address_range is empty"),
     ("address-pool", {"pool": "127.242.0.20-127.242.0.10"}, "metallb", "is reversed"),
     ("address-pool", {"pool": "127.0.0.1-127.0.0.20", "ingress_ip": ""}, "metallb",
@@ -185,4 +187,4 @@ def test_integer_chapter_ids_as_given_with_minus_e():
 
 def test_an_unknown_stage_is_a_programming_error():
     with pytest.raises(AnsibleFilterError, match="unknown stage"):
-        refusals(stages=["verify"])
+        refusals(stages=["cluster"])
