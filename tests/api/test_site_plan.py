@@ -14,6 +14,8 @@ address: that lab fails before writing, the other builds.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.api.test_site import envoy_stand_in, site_vars
@@ -79,6 +81,8 @@ def test_a_built_lab_refuses_what_a_later_stage_would_refuse_with_0_writes(kube,
 
 
 def test_a_class_with_one_bad_lab_builds_the_other(tmp_path):
+    if os.environ.get("ISTIO_LAB_TEST_KUBECONFIG"):
+        pytest.skip("one API per student: API doubles only")
     room = Classroom(tmp_path, ["s1", "s2"]).start()
     try:
         room.generate_inventory()
