@@ -9,6 +9,12 @@ Pure: istio_route_info and the verification role feed it what they read."""
 
 from __future__ import annotations
 
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.destinations import (  # noqa: F401 (re-exported)  # pylint: disable=unused-import
+    CLUSTER_SUFFIX,
+    resolve_host,
+    service_destinations,
+    service_key,
+)
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate import (
     MESH_GATEWAY,
     Problem,
@@ -21,8 +27,6 @@ from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.validate i
     weight_problems,
 )
 
-CLUSTER_SUFFIX = ".svc.cluster.local"
-
 
 def _key(obj):
     return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
@@ -30,22 +34,6 @@ def _key(obj):
 
 def _sorted(objects):
     return sorted(objects, key=_key)
-
-
-def resolve_host(host, namespace):
-    """Istio's ResolveShortnameToFQDN: a name without dots is a Service of
-    the rule's namespace; anything else is taken as written."""
-    if host == "*" or "." in host:
-        return host.lower()
-    return f"{host}.{namespace}{CLUSTER_SUFFIX}".lower()
-
-
-def service_key(fqdn):
-    """(namespace, name) of a cluster Service FQDN, else None."""
-    if not fqdn.endswith(CLUSTER_SUFFIX):
-        return None
-    parts = fqdn[: -len(CLUSTER_SUFFIX)].split(".")
-    return (parts[1], parts[0]) if len(parts) == 2 else None
 
 
 def _subsets(destination_rules):
@@ -326,28 +314,6 @@ def egress_routes(routes, mesh_routes, services, problems):
             "mesh_hops": hops,
             "destinations": external,
         })
-    return found
-
-
-def service_destinations(virtual_services):
-    """Every in-cluster Service destination of the VirtualServices' HTTP, TLS
-    and TCP routes, once each: [{virtual_service, namespace, service, port}]
-    (port None when the route names none); external hosts are left out."""
-    found = []
-    for vs in virtual_services:
-        namespace = vs["metadata"].get("namespace", "")
-        spec = vs.get("spec") or {}
-        for protocol in ("http", "tls", "tcp"):
-            for rule in spec.get(protocol) or []:
-                for route in rule.get("route") or []:
-                    destination = route.get("destination") or {}
-                    key = service_key(resolve_host(destination.get("host", ""), namespace))
-                    if key is None:
-                        continue
-                    entry = {"virtual_service": f"{namespace}/{vs['metadata']['name']}", "namespace": key[0],
-                             "service": key[1], "port": (destination.get("port") or {}).get("number")}
-                    if entry not in found:
-                        found.append(entry)
     return found
 
 
