@@ -30,8 +30,10 @@ except ImportError as exc:  # the module says so (missing_required_lib)
     HAS_YAML = False
     YAML_IMPORT_ERROR = exc
 
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError, KubeError
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.foreign import (
+    mark_all_kept,
     namespaced_kinds,
     plan_namespaces,
 )
@@ -276,8 +278,7 @@ class Chapters:
                 doomed.append(obj)
                 rows.append(row(obj, "would delete" if self.check_mode else "deleted", self.chapter_of(obj)))
         leaving = {ref(o) for o in doomed} | {ref(o) for o, _kind in students}
-        gone, kept = plan_namespaces(self.api.client, empty, self.match_labels, remove_foreign, leaving,
-                                     self.check_mode)
+        gone, kept = plan_namespaces(self.api.client, empty, self.match_labels, remove_foreign, leaving)
         for obj in empty:
             if ref(obj)[2] in gone:
                 doomed.append(obj)
@@ -296,6 +297,7 @@ class Chapters:
                 self.delete_one(obj, kind)
             for obj in doomed:
                 self.delete_one(obj)
+            mark_all_kept(self.api.client, kept)
         if doomed and wait and not self.check_mode:
             self.wait_gone(doomed, timeout, interval)
         return bool(doomed or students or any(not k["quiet"] for k in kept)), rows
@@ -498,7 +500,9 @@ class Chapters:
         absent = sorted(n for n in needed if n in terminating or self.api.get(NAMESPACE, None, n) is None)
         if absent:
             raise ChapterError(f"namespace(s) {', '.join(absent)} missing: build the platform before restoring")
-        rows, changed = [], False
+        parents, sets = self.plan_parents(chapter, objects)
+        rows = self.record_sets(chapter, parents, sets)
+        changed = bool(rows)
         for obj, live in plan:
             if live is not None and not self.differs(live, obj):
                 rows.append(row(obj, "unchanged", chapter))
@@ -509,6 +513,36 @@ class Chapters:
             if not self.check_mode:
                 self.write(obj, live)
         return changed, rows
+
+    def plan_parents(self, chapter, objects):
+        """The sets (apps, chapter-<id>) the saved objects are members of, and their parents, read before any
+        write; a parent of another tool or ID refuses the restore."""
+        names = {applyset.set_id(name): name for name in ("apps", f"chapter-{chapter}")}
+        sets = {}
+        for obj in objects:
+            name = names.get((obj["metadata"].get("labels") or {}).get(applyset.PART_OF))
+            if name:
+                sets.setdefault(name, []).append(obj)
+        parents = applyset.Parents(self.api.client, self.match_labels, self.check_mode)
+        refused = parents.read(sorted(sets)) if sets else []
+        if refused:
+            raise ChapterError(f"{refused[0]}: nothing was written")
+        return parents, sets
+
+    def record_sets(self, chapter, parents, sets):
+        """A chapter out of lab_enabled_chapters was pruned with its sets' parents (or their record of its
+        namespaces): the restored members are recorded again, before they are written (KEP-3659's order),
+        so that the next site.yml prunes them as it prunes any chapter not enabled."""
+        rows = []
+        for name, members in sorted(sets.items()):
+            kinds, namespaces = parents.recorded(name)
+            keys = [(applyset.group_of(o["apiVersion"]), *ref(o)) for o in members]
+            if parents.write(name, kinds | applyset.group_kinds_of(keys), namespaces | {k[2] for k in keys if k[2]}):
+                action = parents.actions[name]
+                rows.append({"chapter": chapter, "kind": "ConfigMap", "namespace": applyset.PARENT_NAMESPACE,
+                             "name": applyset.parent_name(name),
+                             "action": f"{'would be ' if self.check_mode else ''}{action} (parent of set {name})"})
+        return rows
 
     @staticmethod
     def differs(live, saved):

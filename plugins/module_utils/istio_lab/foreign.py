@@ -29,8 +29,9 @@ run that finds the same foreign objects says nothing and writes nothing.
 from __future__ import annotations
 
 import json
+import time
 
-from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError, KubeError
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import list_objects
 
 KEPT_ANNOTATION = "istio-lab.io/kept-for"
@@ -178,14 +179,16 @@ class Judge:
         return sorted(found, key=lambda r: (r["kind"], r["name"]))
 
 
-def foreign_objects(client, namespaces, managed_labels, leaving=(), kinds=None):
+def foreign_objects(client, namespaces, managed_labels, leaving=(), kinds=None, owned_paths=None):
     """{namespace: [ref of each foreign object]} for the given namespaces, one LIST per namespaced kind
-    (one namespace: in it; several: across all namespaces, or per namespace where that is refused)."""
+    (one namespace: in it; several: across all namespaces, or per namespace where that is refused).
+    `owned_paths` (a dict) receives {namespace: [path of each of istio-lab's objects]}."""
     names = sorted(set(namespaces))
     if not names:
         return {}
     kinds = namespaced_kinds(client) if kinds is None else kinds
     contents = {name: [] for name in names}
+    paths = {}  # id(object) -> its path, for owned_paths
     for kind in kinds:
         try:
             found = list_objects(client, kind.base, kind.plural, set(names), kind.kind)
@@ -193,10 +196,20 @@ def foreign_objects(client, namespaces, managed_labels, leaving=(), kinds=None):
             if exc.status in (404, 405):  # gone since discovery (a CRD deleted by this run), or not listable
                 continue
             raise
-        for (namespace, _name), obj in found.items():
+        for (namespace, name), obj in found.items():
             obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
             contents[namespace].append(obj)
+            paths[id(obj)] = f"{kind.base}/namespaces/{namespace}/{kind.plural}/{name}"
+    if owned_paths is not None:  # istio-lab's own objects, for a caller that deletes them from a kept namespace
+        for name, objs in contents.items():
+            owned_paths[name] = [paths[id(o)] for o in objs if _labelled(o, managed_labels)
+                                 and not _meta(o).get("deletionTimestamp")]
     return {name: Judge(objs, managed_labels, leaving).roots() for name, objs in contents.items()}
+
+
+def _labelled(obj, managed_labels):
+    labels = _meta(obj).get("labels") or {}
+    return bool(managed_labels) and all(labels.get(k) == v for k, v in managed_labels.items())
 
 
 def kept_quietly(namespace, refs):
@@ -214,15 +227,17 @@ def mark_kept(client, name, refs, check_mode=False):
                    content_type="application/merge-patch+json")
 
 
-def plan_namespaces(client, namespaces, managed_labels, remove_foreign=False, leaving=(), check_mode=False):
-    """Split namespaces (live Namespace objects) into (to delete, kept rows).
+def plan_namespaces(client, namespaces, managed_labels, remove_foreign=False, leaving=(), owned_paths=None):
+    """Split namespaces (live Namespace objects) into (names to delete, kept), reading only.
 
-    Kept rows: {"namespace", "objects": [refs], "quiet": bool}; a namespace not quiet is annotated (outside
-    check mode). With remove_foreign every namespace goes."""
+    Kept: {"namespace", "objects": [refs], "quiet": bool}; quiet when it is annotated for exactly these
+    objects already (mark_kept annotates the others, after the caller's deletions). With remove_foreign
+    every namespace goes."""
     live = [ns for ns in namespaces if ns is not None]
     if remove_foreign or not live:
         return [_meta(ns)["name"] for ns in live], []
-    found = foreign_objects(client, [_meta(ns)["name"] for ns in live], managed_labels, leaving)
+    found = foreign_objects(client, [_meta(ns)["name"] for ns in live], managed_labels, leaving,
+                            owned_paths=owned_paths)
     doomed, kept = [], []
     for ns in live:
         name = _meta(ns)["name"]
@@ -230,8 +245,67 @@ def plan_namespaces(client, namespaces, managed_labels, remove_foreign=False, le
         if not refs:
             doomed.append(name)
             continue
-        quiet = kept_quietly(ns, refs)
-        if not quiet:
-            mark_kept(client, name, refs, check_mode)
-        kept.append({"namespace": name, "objects": refs, "quiet": quiet})
+        kept.append({"namespace": name, "objects": refs, "quiet": kept_quietly(ns, refs)})
     return doomed, kept
+
+
+def mark_all_kept(client, kept, check_mode=False):
+    for entry in kept:
+        if not entry["quiet"]:
+            mark_kept(client, entry["namespace"], entry["objects"], check_mode)
+
+
+def remove_namespaces(client, names, managed_labels, remove_foreign=False, check_mode=False, wait_timeout=300,
+                      sleep=time.sleep, clock=time.monotonic):
+    """Delete the named namespaces that hold nothing foreign (all with remove_foreign), keep and annotate the
+    others; wait until the deleted ones are gone. Returns (changed, rows {"name", "action", "foreign"})."""
+    live = []
+    for name in sorted(set(names)):
+        try:
+            live.append(client.request("get", "GET", f"/api/v1/namespaces/{name}"))
+        except ApiStatusError as exc:
+            if exc.status != 404:
+                raise
+    going = [_meta(ns)["name"] for ns in live if _meta(ns).get("deletionTimestamp")]
+    owned = {}
+    gone, kept = plan_namespaces(client, [ns for ns in live if _meta(ns)["name"] not in going], managed_labels,
+                                 remove_foreign, owned_paths=owned)
+    # A kept namespace loses istio-lab's own objects (a record), which would otherwise have gone with it.
+    leftovers = [path for k in kept for path in owned.get(k["namespace"], [])]
+    rows = [{"name": name, "action": "would delete" if check_mode else "deleted", "foreign": []} for name in gone]
+    rows += [{"name": k["namespace"], "action": "kept: holds objects istio-lab did not create: "
+              + summary(k["objects"]), "foreign": k["objects"]} for k in kept if not k["quiet"]]
+    changed = bool(gone or leftovers) or any(not k["quiet"] for k in kept)
+    if check_mode:
+        return changed, rows
+    for path in leftovers:
+        try:
+            client.request("delete", "DELETE", path)
+        except ApiStatusError as exc:
+            if exc.status != 404:
+                raise
+    for name in gone:
+        try:
+            client.request("delete", "DELETE", f"/api/v1/namespaces/{name}")
+        except ApiStatusError as exc:
+            if exc.status != 404:
+                raise
+    mark_all_kept(client, kept)
+    deadline = clock() + wait_timeout
+    waiting, pause = gone + going, 0.2
+    while waiting:  # a deleted namespace terminates until the namespace controller has emptied it
+        still = []
+        for name in waiting:
+            try:
+                client.request("get", "GET", f"/api/v1/namespaces/{name}")
+                still.append(name)
+            except ApiStatusError as exc:
+                if exc.status != 404:
+                    raise
+        waiting = still
+        if waiting and clock() > deadline:
+            raise KubeError(f"namespace(s) {', '.join(waiting)} still terminating after {wait_timeout}s")
+        if waiting:
+            sleep(pause)
+            pause = min(pause * 2, 2.0)
+    return changed, rows
