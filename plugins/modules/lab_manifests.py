@@ -416,7 +416,8 @@ pruned:
       description: Name of the object.
       type: str
     action:
-      description: C(deleted), C(kept) (a CRD), or C(kept: holds objects istio-lab did not create: ...) (a namespace).
+      description: >-
+        C(deleted), C(kept) (a CRD), or C(kept: holds objects istio-lab did not create: ...) (a namespace).
       type: str
     ref:
       description: The object as C(Kind.group namespace/name).
