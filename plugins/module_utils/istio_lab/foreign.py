@@ -193,7 +193,9 @@ def foreign_objects(client, namespaces, managed_labels, leaving=(), kinds=None, 
         try:
             found = list_objects(client, kind.base, kind.plural, set(names), kind.kind)
         except ApiStatusError as exc:
-            if exc.status in (404, 405):  # gone since discovery (a CRD deleted by this run), or not listable
+            # 404: gone since discovery (a CRD deleted by this run); 405: not listable; 403: these credentials
+            # may not list the kind (a student's on a shared cluster), and may not delete the namespace either.
+            if exc.status in (403, 404, 405):
                 continue
             raise
         for (namespace, name), obj in found.items():
