@@ -296,11 +296,13 @@ def test_a_crd_goes_only_when_asked_and_never_while_a_users_object_uses_it(kube_
     kube.create({"apiVersion": "lab.example.com/v1", "kind": "Widget", "metadata": {"name": "users", "namespace": NS}})
 
     kept = run_module("lab_manifests", {"applyset": "demo", "state": "absent"}, kube=kube)
-    assert [(p["kind"], p["action"]) for p in kept["pruned"]] == [("Namespace", "deleted"),
-                                                                 ("CustomResourceDefinition", "kept")]
+    # the CRD is kept (prune_crds off), and so is the namespace: the user's Widget is in it (issue 27)
+    assert [(p["kind"], p["action"].split(":")[0]) for p in kept["pruned"]] == [
+        ("CustomResourceDefinition", "kept"), ("Namespace", "kept")]
     assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.lab.example.com")
     assert "CustomResourceDefinition.apiextensions.k8s.io" in parent(kube)["metadata"]["annotations"][KINDS]
-    wait_namespaces_gone(kube, [NS])
+    assert kube.get("v1", "Namespace", NS) is not None
+    kube.delete("lab.example.com/v1", "Widget", "users", NS)
 
     kube.ensure_namespace(OTHER_NS)
     kube.create({"apiVersion": "lab.example.com/v1", "kind": "Widget",
@@ -312,6 +314,8 @@ def test_a_crd_goes_only_when_asked_and_never_while_a_users_object_uses_it(kube_
 
     kube.delete("lab.example.com/v1", "Widget", "users", OTHER_NS)
     gone = run_module("lab_manifests", {"applyset": "demo", "state": "absent", "prune_crds": True}, kube=kube)
-    assert [(p["kind"], p["action"]) for p in gone["pruned"]] == [("CustomResourceDefinition", "deleted")], gone
+    assert [(p["kind"], p["action"]) for p in gone["pruned"]] == [("CustomResourceDefinition", "deleted"),
+                                                                 ("Namespace", "deleted")], gone
+    wait_namespaces_gone(kube, [NS])
     assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.lab.example.com") is None
     assert parent(kube) is None
