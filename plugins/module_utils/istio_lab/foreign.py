@@ -120,7 +120,7 @@ class Judge:
         kind, name, labels = obj.get("kind"), meta.get("name"), meta.get("labels") or {}
         if meta.get("deletionTimestamp") or (kind, meta.get("namespace", ""), name) in self.leaving:
             return True
-        if self.managed and all(labels.get(k) == v for k, v in self.managed.items()):
+        if _labelled(obj, self.managed):
             return True
         if (kind, name) in KUBE_MADE | ISTIO_MADE | METALLB_MADE:
             return True
