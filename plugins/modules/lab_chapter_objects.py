@@ -11,7 +11,11 @@ description:
     PersistentVolumeClaims, Roles, RoleBindings, and the namespaces the chapter created), with one
     list request per kind. Kinds the cluster does not serve (Istio CRDs absent) are skipped.
   - C(state=absent) deletes them in dependency order (routes, then apps, then namespaces) and waits
-    until they are gone. A namespace the chapter created is kept while another chapter's objects live in it.
+    until they are gone. A namespace the chapter created is kept while another chapter's objects live in it,
+    or while it holds objects istio-lab did not create (a student's own, of any namespaced kind the cluster
+    serves; not what Kubernetes, its controllers or Istio make there), unless O(remove_foreign). A kept
+    namespace is listed with those objects and annotated C(istio-lab.io/kept-for); a re-run that finds the
+    same objects and nothing else to delete says nothing.
   - C(state=saved) writes them to O(path), stripped of server-set fields, with C(manifest.yml)
     (chapter, cluster identity, sha256 per file). Files are mode 0600 (a save may hold Secrets).
   - C(state=verified) only checks a save as a restore would (reads one namespace of the cluster, writes nothing);
@@ -54,6 +58,34 @@ options:
     description: Wait until deleted objects are gone (state absent).
     type: bool
     default: true
+  remove_foreign:
+    description: Delete the chapter's namespaces even when they hold objects istio-lab did not create (state absent).
+    type: bool
+    default: false
+  student_objects:
+    description:
+      - Objects a check attributed to the chapter's exercise (C(check-<chapter>.json), C(student_objects)), deleted
+        first, exactly these (state absent). Those not on the cluster are skipped.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      apiVersion:
+        description: The object's apiVersion.
+        type: str
+        required: true
+      kind:
+        description: The object's kind.
+        type: str
+        required: true
+      namespace:
+        description: The object's namespace.
+        type: str
+        required: true
+      name:
+        description: The object's name.
+        type: str
+        required: true
   wait_timeout:
     description:
       - Seconds to wait for deleted objects to go (state absent; a deleted namespace stays Terminating
@@ -69,6 +101,12 @@ EXAMPLES = r"""
   istio_lab.lab.lab_chapter_objects:
     chapter: "1"
     state: absent
+
+- name: Reset chapter 1 with the objects the last check attributed to the student
+  istio_lab.lab.lab_chapter_objects:
+    chapter: "1"
+    state: absent
+    student_objects: "{{ (lookup('file', 'artifacts/lab/check-1.json') | from_json).student_objects }}"
 
 - name: Save chapter 3
   istio_lab.lab.lab_chapter_objects:
@@ -128,6 +166,13 @@ ARGUMENT_SPEC = {
     "cluster": {"type": "str"},
     "force": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": True},
+    "remove_foreign": {"type": "bool", "default": False},
+    "student_objects": {"type": "list", "elements": "dict", "default": [], "options": {
+        "apiVersion": {"type": "str", "required": True},
+        "kind": {"type": "str", "required": True},
+        "namespace": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+    }},
     "wait_timeout": {"type": "int", "default": 300},
     **CONNECTION_ARGS,
 }
@@ -155,7 +200,9 @@ def main():
         if state == "listed":
             changed, rows = chapters.list(chapter)
         elif state == "absent":
-            changed, rows = chapters.delete(chapter, params["wait"], params["wait_timeout"])
+            changed, rows = chapters.delete(chapter, params["wait"], params["wait_timeout"],
+                                            remove_foreign=params["remove_foreign"],
+                                            student_objects=params["student_objects"])
         elif state == "saved":
             changed, rows = chapters.save(chapter, params["path"], params["cluster"])
         elif state == "verified":

@@ -216,6 +216,14 @@ options:
       - Without it, such CRDs are kept, reported in RV(pruned) as C(kept), and stay recorded in the set.
     type: bool
     default: false
+  remove_foreign:
+    description:
+      - Prune a namespace of the set even when it holds objects istio-lab did not create (a user's, of any
+        namespaced kind the cluster serves; not what Kubernetes, its controllers, istioctl or istiod make there).
+      - Without it, such a namespace is kept, stays a member, is annotated C(istio-lab.io/kept-for) and reported in
+        RV(pruned) with those objects; a later call that finds the same objects reports nothing.
+    type: bool
+    default: false
   state:
     description:
       - C(absent) deletes every member of O(applyset) (found from its parent) and then the parent; give no objects.
@@ -415,11 +423,17 @@ pruned:
       description: Name of the object.
       type: str
     action:
-      description: C(deleted) or C(kept).
+      description: >-
+        C(deleted), C(kept) (a CRD), or C(kept: holds objects istio-lab did not create: ...) (a namespace).
       type: str
     ref:
       description: The object as C(Kind.group namespace/name).
       type: str
+    foreign:
+      description: For a kept namespace, the objects that kept it (apiVersion, kind, namespace, name).
+      type: list
+      elements: dict
+      returned: for a kept namespace
   sample: [{kind: Deployment, api_version: apps/v1, namespace: istio-system, name: zipkin, action: deleted,
             ref: Deployment.apps istio-system/zipkin}]
 applyset:

@@ -11,7 +11,7 @@ version_added: 1.0.0
 description:
   - Checks the extra vars (C(-e name=value), C(-e @file)) against the boolean and integer options
     (C(type=bool), C(type=int)) of every role's C(meta/argument_specs.yml) in this collection, and against
-    the playbook-level booleans (C(reset_confirm)).
+    the playbook-level booleans (C(reset_confirm), C(remove_foreign)).
   - A value the role's own argument check would refuse (C(-e lab_verify_fail=maybe), C(-e lab_wait_timeout=5m))
     stops the run before the first task of the first play, naming the option, instead of when its role starts,
     after the earlier stages already wrote to the cluster.
@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - ansible-core requires PyYAML
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 # Booleans that playbooks read directly (no role's argument spec declares them).
-PLAYBOOK_OPTIONS = {"reset_confirm": "bool"}
+PLAYBOOK_OPTIONS = {"reset_confirm": "bool", "remove_foreign": "bool"}
 CHECKS = {"bool": check_type_bool, "int": check_type_int}
 
 

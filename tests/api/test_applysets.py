@@ -135,6 +135,37 @@ def test_a_namespace_left_out_goes_last_and_a_kind_left_out_is_still_found(kube)
     assert kube.writes(mark) == []
 
 
+def test_a_namespace_left_out_that_holds_a_users_object_is_kept_and_listed_once(kube):
+    """Issue 27: the prune deletes a member namespace only when nothing foreign is left in it (the web
+    app's Pods and Endpoints, the default ServiceAccount and kube-root-ca.crt do not count, the user's
+    ConfigMap does); a re-run is quiet; remove_foreign deletes it anyway."""
+    run_module("lab_manifests", demo([namespace(NS), namespace(OTHER_NS), *app("web", OTHER_NS)]), kube=kube)
+    kube.create(config("mine", OTHER_NS))  # no labels: a user's
+    mark = kube.mark()
+    pruned = run_module("lab_manifests", demo([namespace(NS)]), kube=kube)
+    assert pruned["changed"], pruned.get("msg")
+    deletes = sorted((w["resource"], w["name"]) for w in kube.writes(mark) if w["verb"] == "delete")
+    assert deletes == [("deployments", "web"), ("services", "web")]
+    kept = [p for p in pruned["pruned"] if p["kind"] == "Namespace"]
+    assert [(p["name"], [(f["kind"], f["name"]) for f in p["foreign"]]) for p in kept] == [
+        (OTHER_NS, [("ConfigMap", "mine")])]
+    assert "ConfigMap/mine" in kept[0]["action"]
+    assert kube.get("v1", "Namespace", OTHER_NS)["metadata"]["annotations"]["istio-lab.io/kept-for"] == \
+        "ConfigMap/mine"
+    assert "Namespace" in parent(kube)["metadata"]["annotations"][KINDS].split(",")  # still a member
+    # what the namespace holds: one LIST per namespaced kind the cluster serves (no selector), not per object
+    lists = [r["path"] for r in kube.requests(mark) if r["verb"] == "list" and not r["query"]]
+    assert len(set(lists)) == len(lists) and f"/api/v1/namespaces/{OTHER_NS}/configmaps" in lists, lists
+
+    mark = kube.mark()
+    again = run_module("lab_manifests", demo([namespace(NS)]), kube=kube)
+    assert not again["changed"] and again["pruned"] == [] and kube.writes(mark) == []
+
+    forced = run_module("lab_manifests", demo([namespace(NS)], remove_foreign=True), kube=kube)
+    assert forced["changed"] and [p["name"] for p in forced["pruned"]] == [OTHER_NS]
+    wait_namespaces_gone(kube, [OTHER_NS])
+
+
 def test_prune_false_keeps_and_records_what_left(kube):
     run_module("lab_manifests", demo([namespace(NS), *app("web"), config("settings")]), kube=kube)
     mark = kube.mark()
@@ -265,11 +296,13 @@ def test_a_crd_goes_only_when_asked_and_never_while_a_users_object_uses_it(kube_
     kube.create({"apiVersion": "lab.example.com/v1", "kind": "Widget", "metadata": {"name": "users", "namespace": NS}})
 
     kept = run_module("lab_manifests", {"applyset": "demo", "state": "absent"}, kube=kube)
-    assert [(p["kind"], p["action"]) for p in kept["pruned"]] == [("Namespace", "deleted"),
-                                                                 ("CustomResourceDefinition", "kept")]
+    # the CRD is kept (prune_crds off), and so is the namespace: the user's Widget is in it (issue 27)
+    assert [(p["kind"], p["action"].split(":")[0]) for p in kept["pruned"]] == [
+        ("CustomResourceDefinition", "kept"), ("Namespace", "kept")]
     assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.lab.example.com")
     assert "CustomResourceDefinition.apiextensions.k8s.io" in parent(kube)["metadata"]["annotations"][KINDS]
-    wait_namespaces_gone(kube, [NS])
+    assert kube.get("v1", "Namespace", NS) is not None
+    kube.delete("lab.example.com/v1", "Widget", "users", NS)
 
     kube.ensure_namespace(OTHER_NS)
     kube.create({"apiVersion": "lab.example.com/v1", "kind": "Widget",
@@ -281,6 +314,8 @@ def test_a_crd_goes_only_when_asked_and_never_while_a_users_object_uses_it(kube_
 
     kube.delete("lab.example.com/v1", "Widget", "users", OTHER_NS)
     gone = run_module("lab_manifests", {"applyset": "demo", "state": "absent", "prune_crds": True}, kube=kube)
-    assert [(p["kind"], p["action"]) for p in gone["pruned"]] == [("CustomResourceDefinition", "deleted")], gone
+    assert [(p["kind"], p["action"]) for p in gone["pruned"]] == [("CustomResourceDefinition", "deleted"),
+                                                                 ("Namespace", "deleted")], gone
+    wait_namespaces_gone(kube, [NS])
     assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.lab.example.com") is None
     assert parent(kube) is None

@@ -16,6 +16,7 @@ double marks Deployments available), so "gone" is measured on API objects.
 import copy
 import hashlib
 import importlib.util
+import json
 import stat
 
 import pytest
@@ -205,6 +206,69 @@ def test_reset_keeps_a_namespace_in_use_and_all_returns_to_the_bare_platform(kub
     assert all(snapshot(kube, chapter_objects("1")).values())
 
 
+def test_reset_keeps_a_students_own_objects_and_their_namespace(kube, platform, tmp_path):
+    """Issue 27 item 3, issue 28 item 6: a student's own ConfigMap and VirtualService (no labels) in the
+    chapter's namespace stay, with the namespace, and the table lists them; a re-run is quiet; with
+    chapter_reset_student_objects=true exactly the objects of check-1.json go (the reset asks first);
+    remove_foreign=true deletes the namespace anyway."""
+    bring_up(kube, "1")
+    notes = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "my-notes", "namespace": "microservice"},
+             "data": {"todo": "split traffic"}}
+    attempt = {"apiVersion": ISTIO, "kind": "VirtualService",
+               "metadata": {"name": "my-own-try", "namespace": "microservice"},
+               "spec": {"hosts": ["tomcat"], "http": [{"route": [{"destination": {"host": "tomcat"}}]}]}}
+    kube.create(notes)
+    kube.create(attempt)
+    reports = tmp_path / "artifacts"
+    extra = {"chapter": "1", "lab_verify_report_dir": str(reports)}
+
+    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars=extra)
+    assert_ok(reset)
+    namespace = kube.get("v1", "Namespace", "microservice")
+    assert namespace is not None and not namespace["metadata"].get("deletionTimestamp")
+    assert kube.get("v1", "ConfigMap", "my-notes", "microservice") is not None
+    assert kube.get(ISTIO, "VirtualService", "my-own-try", "microservice") is not None
+    gone = [ref for ref in chapter_objects("1") if ref[1] != "Namespace"]
+    assert snapshot(kube, gone) == dict.fromkeys(gone)
+    for kind, name in (("Namespace", "microservice"), ("ConfigMap", "my-notes"), ("VirtualService", "my-own-try")):
+        assert any(kind in line and name in line and "kept" in line for line in reset.stdout.splitlines()), \
+            (kind, name, reset.stdout)
+    # What Kubernetes makes in every namespace is not the student's
+    assert "kube-root-ca.crt" not in reset.stdout and "ServiceAccount" not in reset.stdout
+
+    mark = kube.mark()
+    again = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars=extra)
+    assert_ok(again)
+    assert again.changed == 0 and kube.writes(mark) == []
+    assert "my-own-try" not in again.stdout, again.stdout
+
+    # The check attributed the VirtualService (not the notes) to the exercise.
+    (reports / "lab").mkdir(parents=True)
+    (reports / "lab" / "check-1.json").write_text(json.dumps({
+        "lab": "lab", "chapter": "1", "title": "", "state": "not_yet", "reason": "", "explanation": [],
+        "hint": None, "ingress_ip": "127.0.0.1", "probes": [], "checked_at": "2026-12-04T16:00:00Z",
+        "student_objects": [{"apiVersion": ISTIO, "kind": "VirtualService", "namespace": "microservice",
+                             "name": "my-own-try"}]}))
+    unasked = run_playbook("playbooks/reset-chapter.yml", kube=kube,
+                           extra_vars={**extra, "chapter_reset_student_objects": "true"})
+    assert unasked.rc != 0 and "not confirmed" in unasked.stdout
+    mark = kube.mark()
+    students = run_playbook("playbooks/reset-chapter.yml", kube=kube,
+                            extra_vars={**extra, "chapter_reset_student_objects": "true", "reset_confirm": "yes"})
+    assert_ok(students)
+    # exactly the student's object, then the namespace's note of what keeps it
+    assert [(w["method"], w["resource"], w["name"]) for w in kube.writes(mark)] == [
+        ("DELETE", "virtualservices", "my-own-try"), ("PATCH", "namespaces", "microservice")]
+    assert kube.get(ISTIO, "VirtualService", "my-own-try", "microservice") is None
+    assert kube.get("v1", "ConfigMap", "my-notes", "microservice") is not None
+    assert "kept" in students.stdout and "my-notes" in students.stdout
+
+    forced = run_module("lab_chapter_objects", {"chapter": "1", "state": "absent", "remove_foreign": True},
+                        kube=kube)
+    assert forced.get("changed") and not forced.get("failed"), forced
+    assert kube.get("v1", "Namespace", "microservice") is None
+
+
 def test_bring_up_and_restore_wait_for_a_namespace_still_terminating(kube, platform, tmp_path):
     """A reset that did not wait (or `kubectl delete ns`) leaves the namespace Terminating for a while;
     bringing the chapter up or restoring it then waits until it is gone instead of failing with
@@ -322,10 +386,19 @@ def test_save_reset_restore_brings_the_same_objects_back(kube, platform, tmp_pat
 
     assert_ok(run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all"}))
     assert snapshot(kube, refs) == dict.fromkeys(refs)
+    # Chapter 2 left lab_enabled_chapters and site.yml pruned its set, parent included (issue 27 item 5):
+    # the restore brings the parent back, recording its routes, so that the next site.yml prunes it again.
+    parent2 = kube.get("v1", "ConfigMap", "applyset-chapter-2", "istio-lab")
+    assert parent2 is not None
+    recorded2 = parent2["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
+    kube.delete("v1", "ConfigMap", "applyset-chapter-2", "istio-lab")
 
     restored = run_playbook("playbooks/restore-chapter.yml", kube=kube, extra_vars=extra)
     assert_ok(restored)
     assert "created" in restored.stdout
+    parent2 = kube.get("v1", "ConfigMap", "applyset-chapter-2", "istio-lab")
+    assert parent2 is not None and "parent of set chapter-2" in restored.stdout
+    assert parent2["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"] == recorded2
     after = snapshot(kube, refs)
     assert all(after.values()), {ref for ref, obj in after.items() if obj is None}
     for ref in refs:

@@ -390,16 +390,18 @@ def test_list_selectors_and_all_namespaces(double):
         return sorted(f"{i['metadata']['namespace']}/{i['metadata']['name']}" for i in body["items"])
 
     assert names("labelSelector=tier%3Dweb") == ["a/one", "a/three"]
-    assert names("labelSelector=tier%21%3Dweb") == ["a/two"]
+    # kube-root-ca.crt: kube-controller-manager's, in every namespace, without labels
+    assert names("labelSelector=tier%21%3Dweb") == ["a/kube-root-ca.crt", "a/two"]
     assert names("labelSelector=chapter%20in%20(1,3),tier") == ["a/one", "a/two"]
-    assert names("labelSelector=chapter%20notin%20(1)") == ["a/three", "a/two"]
-    assert names("labelSelector=%21chapter") == ["a/three"]
+    assert names("labelSelector=chapter%20notin%20(1)") == ["a/kube-root-ca.crt", "a/three", "a/two"]
+    assert names("labelSelector=%21chapter") == ["a/kube-root-ca.crt", "a/three"]
     assert names("fieldSelector=metadata.name%3Dtwo", namespace=None) == ["a/two", "b/two"]
     assert names("fieldSelector=metadata.namespace%3Db,metadata.name%21%3Dtwo", namespace=None) == [
-        "b/one", "b/three"]
+        "b/kube-root-ca.crt", "b/one", "b/three"]
     status, deleted, _ = call(double, "DELETE", "/api/v1/namespaces/a/configmaps?labelSelector=tier%3Dweb")
     assert status == 200 and len(deleted["items"]) == 2
-    assert names("") == ["a/two"] and names("", namespace="b") == ["b/one", "b/three", "b/two"]
+    assert names("") == ["a/kube-root-ca.crt", "a/two"]
+    assert names("", namespace="b") == ["b/kube-root-ca.crt", "b/one", "b/three", "b/two"]
 
 
 def test_builtin_patches_dry_run_and_defaults(double):
@@ -682,7 +684,9 @@ def test_watch_streams_changes(double):
     time.sleep(0.2)
     call(double, "DELETE", "/api/v1/namespaces/default/configmaps/w")
     thread.join(5)
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "w"), ("DELETED", "w")]
+    # A watch without resourceVersion starts with what exists (kube-root-ca.crt, in every namespace).
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "kube-root-ca.crt"), ("ADDED", "w"), ("DELETED", "w")]
 
 
 # --------------------------------------------------------------------------- clients

@@ -140,3 +140,25 @@ def test_a_watch_sees_the_namespace_terminate_then_go():
             events = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
     assert [(e["type"], e["object"]["status"]["phase"]) for e in events] == [
         ("MODIFIED", "Terminating"), ("DELETED", "Terminating")]
+
+
+def test_every_namespace_gets_what_kube_controller_manager_makes_and_loses_it_with_the_namespace():
+    """Issue 27: a real cluster has ServiceAccount `default` and ConfigMap `kube-root-ca.crt` in every
+    namespace (serviceaccount and root-ca-cert-publisher controllers), without labels; the double too,
+    for the namespaces it starts with and every new one; without controllers, none."""
+    with KubeDouble(namespace_deletion_delay=0) as double:
+        for namespace in ("default", "kube-system"):
+            assert call(double, "GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default")[0] == 200
+        call(double, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                    "metadata": {"name": "lab"}})
+        status, account, _ = call(double, "GET", "/api/v1/namespaces/lab/serviceaccounts/default")
+        assert status == 200 and "labels" not in account["metadata"]
+        status, root_ca, _ = call(double, "GET", "/api/v1/namespaces/lab/configmaps/kube-root-ca.crt")
+        assert status == 200 and "labels" not in root_ca["metadata"] and "ca.crt" in root_ca["data"]
+        assert root_ca["metadata"]["annotations"]["kubernetes.io/description"].startswith("Contains a CA bundle")
+        call(double, "DELETE", "/api/v1/namespaces/lab")
+        assert call(double, "GET", "/api/v1/namespaces/lab/configmaps/kube-root-ca.crt")[0] == 404
+    with KubeDouble(controllers=False) as double:
+        call(double, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                    "metadata": {"name": "lab"}})
+        assert call(double, "GET", "/api/v1/namespaces/lab/serviceaccounts/default")[0] == 404

@@ -24,6 +24,15 @@ pytestmark = pytest.mark.api
 USER_NS = "team-a"
 MANAGED = "app.kubernetes.io/managed-by=istio-lab"
 PLATFORM_NAMESPACES = ["metallb-system", "istio-system", "istio-lab", "microservice"]
+# Issue 27: a user's objects in the platform's namespaces keep those namespaces.
+USER_IN_PLATFORM = [
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "my-settings", "namespace": "istio-system"},
+     "data": {"note": "mine"}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "lb-watch", "namespace": "metallb-system"},
+     "spec": {"selector": {"matchLabels": {"app": "lb-watch"}},
+              "template": {"metadata": {"labels": {"app": "lb-watch"}},
+                           "spec": {"containers": [{"name": "watch", "image": "busybox:1.36"}]}}}},
+]
 
 
 def remove(kube, shared_dir, workdir, check=False, **extra):
@@ -69,6 +78,8 @@ def test_remove_platform_leaves_the_users_objects_and_site_rebuilds(kube, shared
         built = site(kube, shared_dir, tmp_path, envoy)
         assert built.rc == 0, built
     user_objects(kube)
+    for obj in USER_IN_PLATFORM:
+        kube.create(obj)
     assert managed_left(kube)
 
     # --check --diff: lists what would go, writes nothing
@@ -88,8 +99,19 @@ def test_remove_platform_leaves_the_users_objects_and_site_rebuilds(kube, shared
 
     removed = remove(kube, shared_dir, tmp_path)
     assert removed.rc == 0 and removed.failed == 0, removed
-    wait_namespaces_gone(kube, PLATFORM_NAMESPACES)
-    assert managed_left(kube) == []
+    # Nothing foreign in istio-lab and microservice (what Kubernetes, its controllers and istioctl made
+    # there does not count): they go. The user's ConfigMap and Deployment keep theirs, listed.
+    wait_namespaces_gone(kube, ["istio-lab", "microservice"])
+    kept = {"istio-system": "ConfigMap/my-settings", "metallb-system": "Deployment/lb-watch"}
+    for namespace, what in kept.items():
+        live = kube.get("v1", "Namespace", namespace)
+        assert live is not None and live["status"]["phase"] == "Active", namespace
+        assert any(namespace in line and what in line and "kept" in line for line in removed.stdout.splitlines()), \
+            (namespace, removed.stdout)
+    assert kube.get("v1", "ConfigMap", "my-settings", "istio-system") is not None
+    assert kube.get("apps/v1", "Deployment", "lb-watch", "metallb-system") is not None
+    assert "kube-root-ca.crt" not in removed.stdout and "Pod/" not in removed.stdout
+    assert [ref for ref in managed_left(kube) if ref[0] != "Namespace" or ref[2] not in kept] == []
     for name in ("istiod", "istio-ingressgateway", "istio-egressgateway"):
         assert kube.get("apps/v1", "Deployment", name, "istio-system") is None
     assert_user_objects_stay(kube)
@@ -105,6 +127,7 @@ def test_remove_platform_leaves_the_users_objects_and_site_rebuilds(kube, shared
     again = remove(kube, shared_dir, tmp_path)
     assert again.rc == 0 and again.changed == 0, again
     assert kube.writes(mark) == []
+    assert "my-settings" not in again.stdout and "lb-watch" not in again.stdout  # said once
 
     with envoy_stand_in() as envoy:
         rebuilt = site(kube, shared_dir, tmp_path, envoy)

@@ -10,6 +10,9 @@ admission webhook and its well-known start-up pitfall.
   IPAddressPools in metallb-system, honouring the `metallb.io/loadBalancerIPs`
   annotation (and spec.loadBalancerIP), only while a ready `controller`
   Deployment exists in metallb-system.
+- Every new namespace gets ServiceAccount `default` and ConfigMap
+  `kube-root-ca.crt` (the cluster's CA bundle), as kube-controller-manager's
+  serviceaccount and root-ca-cert-publisher controllers make them.
 - Webhook: while ValidatingWebhookConfiguration `metallb-webhook-configuration`
   exists, writes it covers fail with 500 InternalError "failed calling webhook"
   until Service metallb-system/metallb-webhook-service has endpoints, and for
@@ -29,6 +32,11 @@ WORKLOADS = {("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemon
 METALLB_NAMESPACE = "metallb-system"
 METALLB_WEBHOOK_CONFIG = "metallb-webhook-configuration"
 NODE_NAME = "double-control-plane"
+KUBE_ROOT_CA = "kube-root-ca.crt"
+KUBE_ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+                            "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+                            "guaranteed across distributions of Kubernetes clusters.")
+KUBE_ROOT_CA_PEM = "-----BEGIN CERTIFICATE-----\nZG91YmxlIHJvb3QgQ0E=\n-----END CERTIFICATE-----\n"
 _RESYNC_TRIGGERS = WORKLOADS | {("", "services"), ("", "pods"), ("", "namespaces"), ("metallb.io", "ipaddresspools")}
 
 
@@ -67,6 +75,26 @@ class Controllers:
     def install(self, store) -> None:
         store.admission_hooks.append(self.admission)
         store.after_write_hooks.append(self.after_write)
+        if self.enabled:
+            for namespace in store.items("", "namespaces"):
+                self._namespace_defaults(store, namespace)
+
+    @staticmethod
+    def _namespace_defaults(store, namespace) -> None:
+        """What kube-controller-manager puts in every namespace (no labels, as on a real cluster)."""
+        name = namespace["metadata"]["name"]
+        if namespace["metadata"].get("deletionTimestamp"):
+            return
+        if store.find("", "serviceaccounts", name, "default") is None:
+            store.put_object(store.type_for("", "v1", "serviceaccounts"),
+                             {"apiVersion": "v1", "kind": "ServiceAccount",
+                              "metadata": {"name": "default", "namespace": name}})
+        if store.find("", "configmaps", name, KUBE_ROOT_CA) is None:
+            store.put_object(store.type_for("", "v1", "configmaps"),
+                             {"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": KUBE_ROOT_CA, "namespace": name,
+                                           "annotations": {"kubernetes.io/description": KUBE_ROOT_CA_DESCRIPTION}},
+                              "data": {"ca.crt": KUBE_ROOT_CA_PEM}})
 
     # ------------------------------------------------------------------ admission webhook
     def admission(self, store, rtype, obj, old, ctx, operation) -> None:
@@ -108,6 +136,8 @@ class Controllers:
         try:
             if key in WORKLOADS:
                 self._workload(store, rtype, obj, old)
+            if key == ("", "namespaces") and obj is not None and old is None:
+                self._namespace_defaults(store, obj)
             namespace = ((obj or old or {}).get("metadata") or {}).get("namespace")
             if key in (("", "namespaces"), ("metallb.io", "ipaddresspools")) or namespace == METALLB_NAMESPACE:
                 namespace = None

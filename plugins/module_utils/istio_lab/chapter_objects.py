@@ -30,7 +30,13 @@ except ImportError as exc:  # the module says so (missing_required_lib)
     HAS_YAML = False
     YAML_IMPORT_ERROR = exc
 
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import ApiStatusError, KubeError
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.foreign import (
+    mark_all_kept,
+    namespaced_kinds,
+    plan_namespaces,
+)
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.normalize import canonical, differs, merged_object
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.resource import NotServed
 
@@ -247,36 +253,80 @@ class Chapters:
         return False, rows
 
     # ---- reset ---------------------------------------------------------------------------------------------
-    def delete(self, chapter, wait=True, timeout=300, interval=1.0):
+    def delete(self, chapter, wait=True, timeout=300, interval=1.0, remove_foreign=False, student_objects=()):
         """Delete the chapter's objects, routes first and namespaces last; wait until they are gone.
 
         A namespace the chapter created is kept while it still holds another
-        chapter's objects (chapter 4's DestinationRule in chapter 1's namespace).
+        chapter's objects (chapter 4's DestinationRule in chapter 1's namespace),
+        or objects istio-lab did not create (a student's: foreign.py), unless
+        remove_foreign. `student_objects` (refs a check attributed to the
+        chapter's exercise) are deleted first, exactly those.
         """
         everything = self.find(ALL_CHAPTERS)
         is_mine = [chapter == ALL_CHAPTERS or self.chapter_of(o) == chapter for o in everything]
         others = [o for o, mine in zip(everything, is_mine, strict=True) if not mine]
-        rows, doomed = [], []
+        rows, doomed, empty = [], [], []
+        students = self.student_plan(student_objects)
         for obj in reversed([o for o, mine in zip(everything, is_mine, strict=True) if mine]):
             kind, _namespace, name = ref(obj)
             tenants = sorted({self.chapter_of(o) for o in others if ref(o)[1] == name}) if kind == "Namespace" else []
             if tenants:
-                action = "kept: holds chapter " + ", ".join(tenants) + " objects"
+                rows.append(row(obj, "kept: holds chapter " + ", ".join(tenants) + " objects", self.chapter_of(obj)))
+            elif kind == "Namespace":
+                empty.append(obj)  # decided below, once the namespaces' contents are read
             else:
                 doomed.append(obj)
-                action = "would delete" if self.check_mode else "deleted"
-            rows.append(row(obj, action, self.chapter_of(obj)))
+                rows.append(row(obj, "would delete" if self.check_mode else "deleted", self.chapter_of(obj)))
+        leaving = {ref(o) for o in doomed} | {ref(o) for o, _kind in students}
+        gone, kept = plan_namespaces(self.api.client, empty, self.match_labels, remove_foreign, leaving)
+        for obj in empty:
+            if ref(obj)[2] in gone:
+                doomed.append(obj)
+                rows.append(row(obj, "would delete" if self.check_mode else "deleted", self.chapter_of(obj)))
+        rows = [row(o, "would delete (the student's)" if self.check_mode else "deleted (the student's)", chapter)
+                for o, _kind in students] + rows
+        for entry in kept:
+            if entry["quiet"] and not doomed and not students:
+                continue  # a re-run: said before, nothing else to do
+            rows.append({"chapter": chapter, "kind": "Namespace", "namespace": "", "name": entry["namespace"],
+                         "action": "kept: holds objects istio-lab did not create"})
+            rows.extend({"chapter": "", "kind": r["kind"], "namespace": r["namespace"], "name": r["name"],
+                         "action": "kept: not istio-lab's"} for r in entry["objects"])
         if not self.check_mode:
+            for obj, kind in students:
+                self.delete_one(obj, kind)
             for obj in doomed:
                 self.delete_one(obj)
+            mark_all_kept(self.api.client, kept)
         if doomed and wait and not self.check_mode:
             self.wait_gone(doomed, timeout, interval)
-        return bool(doomed), rows
+        return bool(doomed or students or any(not k["quiet"] for k in kept)), rows
 
-    def delete_one(self, obj):
-        kind, namespace, name = ref(obj)
+    def student_plan(self, refs):
+        """The student's objects to delete, as (object ref dict, Kind), found through discovery; those the
+        cluster does not hold are left out (gone already)."""
+        if not refs:
+            return []
+        kinds = {(k.api_version, k.kind): k for k in namespaced_kinds(self.api.client)}
+        plan = []
+        for entry in refs:
+            obj = {"apiVersion": entry.get("apiVersion", ""), "kind": entry.get("kind", ""),
+                   "metadata": {"namespace": entry.get("namespace", ""), "name": entry.get("name", "")}}
+            served = kinds.get((obj["apiVersion"], obj["kind"]))
+            if not obj["metadata"]["namespace"] or not obj["metadata"]["name"]:
+                raise ChapterError(f"student object {entry!r}: needs apiVersion, kind, namespace and name")
+            if served is None:
+                continue  # its kind is not served: nothing of it to delete
+            kind = Kind(served.api_version, served.kind, served.plural)
+            if self.api.get(kind, obj["metadata"]["namespace"], obj["metadata"]["name"]) is not None:
+                plan.append((obj, kind))
+        return plan
+
+    def delete_one(self, obj, kind=None):
+        _kind, namespace, name = ref(obj)
         try:  # Foreground: a Deployment is gone only once its pods are
-            self.api.call("delete", "DELETE", kind_of(obj).path(namespace, name), {"propagationPolicy": "Foreground"})
+            self.api.call("delete", "DELETE", (kind or kind_of(obj)).path(namespace, name),
+                          {"propagationPolicy": "Foreground"})
         except ApiStatusError as exc:
             if exc.status != 404:  # already gone is what we want
                 raise
@@ -450,7 +500,9 @@ class Chapters:
         absent = sorted(n for n in needed if n in terminating or self.api.get(NAMESPACE, None, n) is None)
         if absent:
             raise ChapterError(f"namespace(s) {', '.join(absent)} missing: build the platform before restoring")
-        rows, changed = [], False
+        parents, sets = self.plan_parents(chapter, objects)
+        rows = self.record_sets(chapter, parents, sets)
+        changed = bool(rows)
         for obj, live in plan:
             if live is not None and not self.differs(live, obj):
                 rows.append(row(obj, "unchanged", chapter))
@@ -461,6 +513,36 @@ class Chapters:
             if not self.check_mode:
                 self.write(obj, live)
         return changed, rows
+
+    def plan_parents(self, chapter, objects):
+        """The sets (apps, chapter-<id>) the saved objects are members of, and their parents, read before any
+        write; a parent of another tool or ID refuses the restore."""
+        names = {applyset.set_id(name): name for name in ("apps", f"chapter-{chapter}")}
+        sets = {}
+        for obj in objects:
+            name = names.get((obj["metadata"].get("labels") or {}).get(applyset.PART_OF))
+            if name:
+                sets.setdefault(name, []).append(obj)
+        parents = applyset.Parents(self.api.client, self.match_labels, self.check_mode)
+        refused = parents.read(sorted(sets)) if sets else []
+        if refused:
+            raise ChapterError(f"{refused[0]}: nothing was written")
+        return parents, sets
+
+    def record_sets(self, chapter, parents, sets):
+        """A chapter out of lab_enabled_chapters was pruned with its sets' parents (or their record of its
+        namespaces): the restored members are recorded again, before they are written (KEP-3659's order),
+        so that the next site.yml prunes them as it prunes any chapter not enabled."""
+        rows = []
+        for name, members in sorted(sets.items()):
+            kinds, namespaces = parents.recorded(name)
+            keys = [(applyset.group_of(o["apiVersion"]), *ref(o)) for o in members]
+            if parents.write(name, kinds | applyset.group_kinds_of(keys), namespaces | {k[2] for k in keys if k[2]}):
+                action = parents.actions[name]
+                rows.append({"chapter": chapter, "kind": "ConfigMap", "namespace": applyset.PARENT_NAMESPACE,
+                             "name": applyset.parent_name(name),
+                             "action": f"{'would be ' if self.check_mode else ''}{action} (parent of set {name})"})
+        return rows
 
     @staticmethod
     def differs(live, saved):

@@ -49,7 +49,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset
+from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab import applyset, foreign
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.apply import ApplyFailed, run_guarded
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.args import CONNECTION_ARGS
 from ansible_collections.istio_lab.lab.plugins.module_utils.istio_lab.client import POOL_SIZE, ApiStatusError, KubeError
@@ -472,6 +472,7 @@ class ManifestApplier:
         self.listed = set()  # (group, kind) listed
         self.pruned = []
         self.kept = []
+        self.kept_namespaces = []  # {"namespace", "objects", "quiet"}: members kept for what else they hold
         self.namespace = params.get("namespace") or "default"
         self.timeout = params.get("wait_timeout") or 0
         self.delay = params.get("retry_delay") if params.get("retry_delay") is not None else 5
@@ -815,11 +816,19 @@ class ManifestApplier:
 
     def prune_members(self, desired_keys):
         """Delete the members the call no longer applies, in order
-        (webhooks, the rest, CRDs, namespaces); in check mode, list them."""
+        (webhooks, the rest, CRDs, namespaces); in check mode, list them.
+        A namespace that holds objects istio-lab did not create is kept
+        (foreign.py), stays a member, and is listed with them."""
         self._list_recorded()
         delete, self.kept = applyset.prune_plan(self.seen, desired_keys, self.identity, self.prune_crds)
         if self.prune_crds:
             self._crds_in_use(delete)
+        namespaces = [key for key in delete if (key[0], key[1]) == applyset.NAMESPACE_GROUP_KIND]
+        if namespaces:
+            gone, kept = foreign.plan_namespaces(self.client, [self.seen[key] for key in namespaces], self.managed,
+                                                 bool(self.params.get("remove_foreign")))
+            self.kept_namespaces = kept
+            delete = [key for key in delete if key not in namespaces or key[3] in gone]
         by_rank = {}
         for key in delete:
             by_rank.setdefault(applyset.delete_rank(key[0], key[1]), []).append(key)
@@ -830,6 +839,7 @@ class ManifestApplier:
                 with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(paths))) as pool:
                     list(pool.map(self._delete, paths))
             self.pruned += keys
+        foreign.mark_all_kept(self.client, self.kept_namespaces, self.check_mode)
 
     def _member_path(self, key):
         group, kind, namespace, name = key
@@ -838,9 +848,16 @@ class ManifestApplier:
         return resource.path(namespace, name)
 
     def pruned_rows(self):
-        return [{"kind": key[1], "api_version": self.seen[key].get("apiVersion", ""), "namespace": key[2],
+        rows = [{"kind": key[1], "api_version": self.seen[key].get("apiVersion", ""), "namespace": key[2],
                  "name": key[3], "action": action, "ref": applyset.ref(key)}
                 for keys, action in ((self.pruned, "deleted"), (self.kept, "kept")) for key in keys]
+        for entry in self.kept_namespaces:
+            if entry["quiet"]:
+                continue  # said on the run that kept it; nothing changed since
+            rows.append({"kind": "Namespace", "api_version": "v1", "namespace": "", "name": entry["namespace"],
+                         "action": "kept: holds objects istio-lab did not create: " + foreign.summary(entry["objects"]),
+                         "ref": f"Namespace {entry['namespace']}", "foreign": entry["objects"]})
+        return rows
 
     def set_result(self):
         return self.parents.result(self.set_name)
@@ -907,8 +924,9 @@ class ManifestApplier:
     def record_after(self, everything):
         """The parent as the set now is: what the call applied, the CRDs kept,
         and without pruning also what it recorded before."""
-        kinds = applyset.group_kinds_of(i.key for i in everything) | applyset.group_kinds_of(self.kept)
-        namespaces = {i.namespace for i in everything if i.namespace} | {k[2] for k in self.kept if k[2]}
+        kept = self.kept + [("", "Namespace", "", k["namespace"]) for k in self.kept_namespaces]
+        kinds = applyset.group_kinds_of(i.key for i in everything) | applyset.group_kinds_of(kept)
+        namespaces = {i.namespace for i in everything if i.namespace} | {k[2] for k in kept if k[2]}
         if not self.prune:
             kinds, namespaces = kinds | self.recorded_kinds, namespaces | self.recorded_namespaces
         if self.absent and not kinds:
@@ -956,7 +974,7 @@ class ManifestApplier:
         if self.set_name:
             self.record_after(everything)
         changed = any(i.action != "unchanged" for i in everything) or bool(self.pruned) or \
-            bool(self.parents.actions)
+            bool(self.parents.actions) or any(not k["quiet"] for k in self.kept_namespaces)
         result = {"changed": changed, "stopped": False, "results": [i.row() for i in everything], "waited": waited,
                   "webhook_retries": self.webhook_retries, "read": read, "pruned": self.pruned_rows()}
         if self.set_name:
@@ -1012,6 +1030,7 @@ MANIFESTS_ARGS = {
     "applyset": {"type": "str"},
     "prune": {"type": "bool"},
     "prune_crds": {"type": "bool", "default": False},
+    "remove_foreign": {"type": "bool", "default": False},
     "refuse_crds_in_use": {"type": "list", "elements": "str", "default": []},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "wait_timeout": {"type": "int", "default": 300},
