@@ -40,6 +40,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "istio-lab"}
 ROUTE_KINDS = {"gateways": "Gateway", "virtual_services": "VirtualService", "destination_rules": "DestinationRule"}
 # The addons' Services as the Istio 1.30.3 samples define them (name, port).
 ADDONS = {"prometheus": 9090, "grafana": 3000, "kiali": 20001, "zipkin": 9411}
+# reset-chapter.yml asks first (issue 28): tests answer as an instructor's -e would.
+CONFIRMED = {"reset_confirm": "yes"}
 
 
 def chapter_objects(chapter):
@@ -154,9 +156,13 @@ def test_reset_removes_one_chapter_and_leaves_the_rest(kube, platform):
     for _, kind, namespace, name in chapter1:  # the table lists what would go
         assert any(kind in line and name in line and "would delete" in line for line in dry.stdout.splitlines()), \
             (kind, namespace, name, dry.stdout)
+    # It asks first: with no answer nothing goes.
+    unconfirmed = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1"})
+    assert unconfirmed.rc != 0 and "not confirmed" in unconfirmed.stdout, unconfirmed
+    assert kube.writes(mark) == [], "an unconfirmed reset deleted something"
 
     mark = kube.mark()
-    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1"})
+    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1", **CONFIRMED})
     assert_ok(reset)
     assert reset.changed >= 1
     assert snapshot(kube, chapter1) == dict.fromkeys(chapter1)
@@ -173,7 +179,7 @@ def test_reset_removes_one_chapter_and_leaves_the_rest(kube, platform):
         assert line in reset.stdout
 
     mark = kube.mark()
-    again = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1"})
+    again = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1", **CONFIRMED})
     assert_ok(again)
     assert again.changed == 0, str(again)
     assert kube.writes(mark) == []
@@ -189,7 +195,7 @@ def test_reset_keeps_a_namespace_in_use_and_all_returns_to_the_bare_platform(kub
     rule = (ISTIO, "DestinationRule", "microservice", "tomcat")
     before = versions(snapshot(kube, [rule] + chapter_objects("3")))
     untouched = versions(snapshot(kube, platform))
-    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1"})
+    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1", **CONFIRMED})
     assert_ok(reset)
     assert "kept: holds chapter 4 objects" in reset.stdout
     assert kube.get("v1", "Namespace", "microservice") is not None
@@ -197,7 +203,7 @@ def test_reset_keeps_a_namespace_in_use_and_all_returns_to_the_bare_platform(kub
     gone = [ref for ref in chapter_objects("1") if ref[1] != "Namespace"]
     assert snapshot(kube, gone) == dict.fromkeys(gone)
 
-    everything = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all"})
+    everything = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all", **CONFIRMED})
     assert_ok(everything)
     refs = chapter_objects("1") + chapter_objects("3") + chapter_objects("4")
     assert snapshot(kube, refs) == dict.fromkeys(refs)
@@ -220,7 +226,7 @@ def test_reset_keeps_a_students_own_objects_and_their_namespace(kube, platform, 
     kube.create(notes)
     kube.create(attempt)
     reports = tmp_path / "artifacts"
-    extra = {"chapter": "1", "lab_verify_report_dir": str(reports)}
+    extra = {"chapter": "1", "lab_verify_report_dir": str(reports), **CONFIRMED}
 
     reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars=extra)
     assert_ok(reset)
@@ -250,7 +256,7 @@ def test_reset_keeps_a_students_own_objects_and_their_namespace(kube, platform, 
         "student_objects": [{"apiVersion": ISTIO, "kind": "VirtualService", "namespace": "microservice",
                              "name": "my-own-try"}]}))
     unasked = run_playbook("playbooks/reset-chapter.yml", kube=kube,
-                           extra_vars={**extra, "chapter_reset_student_objects": "true"})
+                           extra_vars={**extra, "chapter_reset_student_objects": "true", "reset_confirm": "no"})
     assert unasked.rc != 0 and "not confirmed" in unasked.stdout
     mark = kube.mark()
     students = run_playbook("playbooks/reset-chapter.yml", kube=kube,
@@ -326,7 +332,7 @@ def test_reset_with_the_istio_crds_absent(kube_no_crds):
     kube.ensure_namespace("other")
     kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "namespace": "other",
                                                                       "labels": {**MANAGED, CHAPTER_LABEL: "2"}}})
-    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1"})
+    reset = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "1", **CONFIRMED})
     assert_ok(reset)
     assert kube.get("v1", "Service", "tomcat", "microservice") is None
     assert kube.get("v1", "Namespace", "microservice") is None
@@ -334,7 +340,7 @@ def test_reset_with_the_istio_crds_absent(kube_no_crds):
     listed = run_module("lab_chapter_objects", {"chapter": "all"}, kube=kube)
     assert {"Gateway", "VirtualService", "DestinationRule"} <= set(listed["unserved_kinds"])
     assert [(o["kind"], o["name"]) for o in listed["objects"]] == [("ConfigMap", "keep")]
-    again = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all"})
+    again = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all", **CONFIRMED})
     assert_ok(again)
     assert kube.get("v1", "ConfigMap", "keep", "other") is None
 
@@ -384,7 +390,7 @@ def test_save_reset_restore_brings_the_same_objects_back(kube, platform, tmp_pat
     assert resaved.changed == 0, str(resaved)
     assert (saves / "lab" / "1" / "manifest.yml").read_bytes() == manifest_before
 
-    assert_ok(run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all"}))
+    assert_ok(run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "all", **CONFIRMED}))
     assert snapshot(kube, refs) == dict.fromkeys(refs)
     # Chapter 2 left lab_enabled_chapters and site.yml pruned its set, parent included (issue 27 item 5):
     # the restore brings the parent back, recording its routes, so that the next site.yml prunes it again.

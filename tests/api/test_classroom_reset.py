@@ -62,7 +62,7 @@ def classroom(tmp_path):
 
 def play(room, playbook, chapter, limit=None):
     result = run_playbook(playbook, inventory=room["inventory"], env=room["env"], limit=limit,
-                          extra_vars={"chapter": chapter})
+                          extra_vars={"chapter": chapter, "reset_confirm": "yes"})
     assert result.rc == 0 and result.failed == 0, result
     return result
 
