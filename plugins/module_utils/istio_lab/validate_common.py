@@ -206,6 +206,8 @@ _rules("VirtualService", [
 ])
 _rules("VirtualService", [
     ("vs-weight-sum", "the weights of a route with several destinations sum to 100"),
+    ("vs-header-name-token", "header names a route adds, sets or removes are RFC 7230 tokens (no HTTP peer can "
+                             "carry another)"),
 ], policy=True)
 _rules("DestinationRule", [
     ("dr-host", "host is a (wildcard) domain name"),

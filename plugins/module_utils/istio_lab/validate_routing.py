@@ -297,6 +297,9 @@ def _header_operations(found, path, headers):
                 elif lower == "host" or name.startswith(":"):
                     found.add("vs-header-operation", where, f"{name!r} cannot be {op}{'ed' if op != 'set' else ''} "
                               "here: Host and pseudo-headers are Envoy's (rewrite the authority instead)")
+                if name and not name.startswith(":") and header_name_problem(name):
+                    # istiod and Envoy take it, but no HTTP/1.1 peer can parse such a header (issue 30).
+                    found.add("vs-header-name-token", where, header_name_problem(name))
                 problem = header_value_problem(value)
                 if problem:
                     found.add("vs-header-value", where, problem)
