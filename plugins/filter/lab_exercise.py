@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 UNREACHABLE = ("cannot reach the Kubernetes API", "kubeconfig")
 FIELDS = ("lab", "chapter", "title", "state", "reason", "explanation", "hint", "ingress_ip", "probes",
@@ -24,7 +24,7 @@ def _previous(directory, chapter):
 
 
 def _now():
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def lab_exercise_report(result, lab, chapter, title, directory=None):
@@ -39,7 +39,8 @@ def lab_exercise_report(result, lab, chapter, title, directory=None):
         # The API did not answer (or the kubeconfig is not usable): the lab is unreachable. Anything else the
         # module refused (no ingress gateway yet) is the lab's, and said as its reason.
         unreachable = any(words in message for words in UNREACHABLE)
-        report = {"state": "unreachable" if unreachable else "not_yet", "reason": message.split(". ")[0][:200],
+        reason = message.split(". ", maxsplit=1)[0][:200]
+        report = {"state": "unreachable" if unreachable else "not_yet", "reason": reason,
                   "explanation": [message],
                   "hint": "Check that the lab's cluster is up and its kubeconfig is the lab's, then check again."
                   if unreachable else None,

@@ -340,7 +340,7 @@ def _chapter_refusals(catalogue, settings, stages):
         for key, how in _chapter_services(entry).items():
             if key in provided:
                 continue
-            namespace, _, name = key.partition("/")
+            namespace, _slash, name = key.partition("/")
             if key in by_chapter and by_chapter[key] not in present and by_chapter[key] != chapter:
                 needed_chapters.setdefault(by_chapter[key], []).append(f"Service {key}")
             elif key == EGRESS_GATEWAY and stages & CONCERNS["egress-gateway-left-out"]:

@@ -98,7 +98,8 @@ def test_a_chapter_saved_and_restored_through_faults_comes_back_identical(kube, 
         manifest, _files = read_save(tmp_path / "saves" / "lab" / chapter)
         listed = [(e["apiVersion"], e["kind"], e["namespace"] or None, e["name"]) for e in manifest["objects"]]
         assert sorted(listed) == sorted(set(chapter_objects(chapter))), chapter  # each object once, none missing
-    assert_ok(run_playbook("playbooks/reset-chapter.yml", kube=flaky, extra_vars={"chapter": "all", "reset_confirm": "yes"}))
+    assert_ok(run_playbook("playbooks/reset-chapter.yml", kube=flaky,
+                           extra_vars={"chapter": "all", "reset_confirm": "yes"}))
     assert snapshot(kube, refs) == dict.fromkeys(refs)
 
     restored = run_playbook("playbooks/restore-chapter.yml", kube=flaky, extra_vars=extra)

@@ -95,7 +95,8 @@ def test_routes_and_verify_booleans_typed_as_text(kube, tmp_path):
             assert not probes[f"grafana-istio.{DOMAIN}"]["ok"]
             # the in-mesh request is attempted (the double runs no pod, so it fails, and is not SKIPped)
             assert not probes[EXTERNAL].get("skipped") and not probes[EXTERNAL]["ok"], probes[EXTERNAL]
-            assert "TASK [istio_lab.lab.lab_verify : Send each request from its client pod]" in result.stdout
+            assert ("TASK [istio_lab.lab.lab_verify : Send each request from its client pod and read the egress "
+                    "gateway's log]") in result.stdout
 
 
 def kube_proxy_without_strict_arp(kube):

@@ -607,8 +607,7 @@ def _check(client, options, probe, now):
     read = read_route_objects(client, None, api_version)
     table = table_of(read)
     lab = Lab(client, read, table, options, student_kinds(entry))
-    lab.ip = options["ingress_ip"] or ingress_address(client, options["ingress_namespace"],
-                                                       options["ingress_service"])
+    lab.ip = options["ingress_ip"] or ingress_address(client, options["ingress_namespace"], options["ingress_service"])
     key = answer_key(entry)
     gateway_port = options["gateway_port"]
     routes = lab_verify_ingress_routes(table["routes"], options["ingress_labels"])
