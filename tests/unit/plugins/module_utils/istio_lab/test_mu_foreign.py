@@ -97,8 +97,8 @@ def test_a_cycle_of_owners_ends():
     assert roots([first, second]) == []
 
 
-@pytest.mark.parametrize("annotated, quiet", [("ConfigMap/my-notes, VirtualService/my-own-try", True),
-                                               ("ConfigMap/my-notes", False), (None, False)])
+@pytest.mark.parametrize("annotated, quiet", [
+    ("ConfigMap/my-notes, VirtualService/my-own-try", True), ("ConfigMap/my-notes", False), (None, False)])
 def test_a_kept_namespace_is_quiet_only_for_the_same_objects(annotated, quiet):
     namespace = {"metadata": {"name": NS, "annotations": {foreign.KEPT_ANNOTATION: annotated} if annotated else {}}}
     refs = [{"kind": "VirtualService", "name": "my-own-try"}, {"kind": "ConfigMap", "name": "my-notes"}]
