@@ -127,11 +127,11 @@ def test_chapter_5_steps_and_round_trip(kube, platform, tmp_path):
     manifest = yaml.safe_load((saves / "lab" / "5" / "manifest.yml").read_text())
     assert {(e["kind"], e["name"]) for e in manifest["objects"]} == {("VirtualService", "tomcat-shift")}
 
-    reset = chapter(kube, "reset-chapter", "5")
+    reset = chapter(kube, "reset-chapter", "5", reset_confirm="yes")
     assert reset.changed >= 1
     assert snapshot(kube, objects) == dict.fromkeys(objects)
     assert versions(snapshot(kube, others + platform)) == untouched
-    assert chapter(kube, "reset-chapter", "5").changed == 0
+    assert chapter(kube, "reset-chapter", "5", reset_confirm="yes").changed == 0
 
     chapter(kube, "restore-chapter", "5", lab_saves_dir=str(saves))
     restored = snapshot(kube, objects)
@@ -181,11 +181,11 @@ def test_chapter_6_round_trip(kube, platform, tmp_path):
     dry = run_playbook("playbooks/reset-chapter.yml", kube=kube, extra_vars={"chapter": "6"}, check=True)
     ok(dry)
     assert all(snapshot(kube, objects).values())
-    reset = chapter(kube, "reset-chapter", "6")
+    reset = chapter(kube, "reset-chapter", "6", reset_confirm="yes")
     assert reset.changed >= 1
     assert snapshot(kube, objects) == dict.fromkeys(objects)
     assert versions(snapshot(kube, platform)) == untouched
-    assert chapter(kube, "reset-chapter", "6").changed == 0
+    assert chapter(kube, "reset-chapter", "6", reset_confirm="yes").changed == 0
 
     chapter(kube, "restore-chapter", "6", lab_saves_dir=str(saves))
     restored = snapshot(kube, objects)
