@@ -16,22 +16,16 @@ with the no-op verify.yml.
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from .harness import REPO, DoubleTarget, run_measured
+from .harness import REPO, run_measured
 from .site import (
-    ENVOY_ADDRESS,
-    ONE_LAB_INGRESS_IP,
-    ONE_LAB_POOL,
     RUN_TIMEOUT_S,
     ClassError,
-    _environment,
     _playbook,
     _run_phases,
-    _shared_dir,
-    _tests,
     class_of,
+    one_lab_on_a_double,
 )
 
 PHASES = ("check", "recheck", "noop_verify")
@@ -40,26 +34,13 @@ CHAPTER = "1"
 
 
 def one_lab() -> dict:
-    helpers, verify_envoy = _tests()
-    with tempfile.TemporaryDirectory(prefix="istio-lab-check-") as tmp:
-        workdir = Path(tmp)
-        target = DoubleTarget(workdir)
-        try:
-            with verify_envoy.EnvoyLikeServer(ENVOY_ADDRESS, 0, verify_envoy.chapter_answers("kubernets.cn")) as envoy:
-                values = helpers.platform_vars(
-                    _shared_dir() / "upstream", workdir, ONE_LAB_POOL, ONE_LAB_INGRESS_IP,
-                    cluster_provider="existing", lab_kubeconfig=str(target.kubeconfig),
-                    lab_verify_report_dir=str(workdir / "artifacts"), lab_verify_retries=0,
-                    lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port)
-                env = _environment(workdir)
-                built = run_measured(_playbook("site.yml", workdir, values), env, cwd=REPO, timeout_s=RUN_TIMEOUT_S)
-                if built.returncode:
-                    return {"scenario": "check", "labs": 1, "error": "building the lab failed",
-                            "output_tail": built.stdout[-3000:]}
-                runs = phase_runs(workdir, values)
-                phases = _run_phases(runs, env, {"lab": target}, "1 lab", workdir=workdir, scenario="check")
-        finally:
-            target.close()
+    with one_lab_on_a_double("istio-lab-check-") as (workdir, target, values, env):
+        built = run_measured(_playbook("site.yml", workdir, values), env, cwd=REPO, timeout_s=RUN_TIMEOUT_S)
+        if built.returncode:
+            return {"scenario": "check", "labs": 1, "error": "building the lab failed",
+                    "output_tail": built.stdout[-3000:]}
+        phases = _run_phases(phase_runs(workdir, values), env, {"lab": target}, "1 lab", workdir=workdir,
+                             scenario="check")
     return {"scenario": "check", "labs": 1, "playbook": PLAYBOOKS[0], "phases": phases, "targets": targets(phases, 1)}
 
 

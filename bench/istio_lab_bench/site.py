@@ -148,24 +148,34 @@ def _run_phases(runs: list[tuple[str, list[str]]], env: dict, targets: dict[str,
     return phases
 
 
-def one_lab(repo: Path = REPO, label: str = "1 lab") -> dict:
-    """site.yml of the tree `repo` for one lab on one double: first build, then the no-op re-run."""
+@contextlib.contextmanager
+def one_lab_on_a_double(prefix: str, repo: Path = REPO, versioned: bool = False):
+    """One lab on its own double with an Envoy stand-in answering the chapters: yields (workdir, target, values,
+    env), the extra vars of an instructor's site.yml (`versioned`: the release sources named after their
+    version, for a lab built on last term's releases)."""
     helpers, verify_envoy = _tests()
-    with tempfile.TemporaryDirectory(prefix="istio-lab-site-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         workdir = Path(tmp)
         target = DoubleTarget(workdir)
         try:
             with verify_envoy.EnvoyLikeServer(ENVOY_ADDRESS, 0, verify_envoy.chapter_answers("kubernets.cn")) as envoy:
+                upstream = _shared_dir() / "upstream"
                 values = helpers.platform_vars(
-                    _shared_dir() / "upstream", workdir, ONE_LAB_POOL, ONE_LAB_INGRESS_IP,
+                    upstream, workdir, ONE_LAB_POOL, ONE_LAB_INGRESS_IP,
                     cluster_provider="existing", lab_kubeconfig=str(target.kubeconfig),
                     lab_verify_report_dir=str(workdir / "artifacts"), lab_verify_retries=0,
-                    lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port)
-                env = _environment(workdir, repo)
-                argv = _playbook("site.yml", workdir, values)
-                phases = _run_phases([(phase, argv) for phase in PHASES], env, {"lab": target}, label, repo)
+                    lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port,
+                    **(helpers.versioned_sources(upstream, workdir) if versioned else {}))
+                yield workdir, target, values, _environment(workdir, repo)
         finally:
             target.close()
+
+
+def one_lab(repo: Path = REPO, label: str = "1 lab") -> dict:
+    """site.yml of the tree `repo` for one lab on one double: first build, then the no-op re-run."""
+    with one_lab_on_a_double("istio-lab-site-", repo) as (workdir, target, values, env):
+        argv = _playbook("site.yml", workdir, values)
+        phases = _run_phases([(phase, argv) for phase in PHASES], env, {"lab": target}, label, repo)
     return {"scenario": "site", "labs": 1, "playbook": "site.yml", "phases": phases}
 
 

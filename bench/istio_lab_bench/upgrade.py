@@ -20,22 +20,17 @@ versioned_sources).
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
-from .harness import REPO, DoubleTarget, run_measured
+from .harness import REPO, run_measured
 from .site import (
-    ENVOY_ADDRESS,
-    ONE_LAB_INGRESS_IP,
-    ONE_LAB_POOL,
     RUN_TIMEOUT_S,
     ClassError,
-    _environment,
     _playbook,
     _run_phases,
     _shared_dir,
     _tests,
     class_of,
+    one_lab_on_a_double,
 )
 
 PHASES = ("upgrade", "noop_upgrade", "noop_site")
@@ -43,30 +38,16 @@ CLASS_PHASES = ("upgrade", "noop_upgrade", "noop_classroom")
 
 
 def one_lab() -> dict:
-    helpers, verify_envoy = _tests()
-    with tempfile.TemporaryDirectory(prefix="istio-lab-upgrade-") as tmp:
-        workdir = Path(tmp)
-        target = DoubleTarget(workdir)
-        try:
-            with verify_envoy.EnvoyLikeServer(ENVOY_ADDRESS, 0, verify_envoy.chapter_answers("kubernets.cn")) as envoy:
-                upstream = _shared_dir() / "upstream"
-                values = helpers.platform_vars(
-                    upstream, workdir, ONE_LAB_POOL, ONE_LAB_INGRESS_IP,
-                    cluster_provider="existing", lab_kubeconfig=str(target.kubeconfig),
-                    lab_verify_report_dir=str(workdir / "artifacts"), lab_verify_retries=0,
-                    lab_verify_ingress_ip=envoy.address, lab_verify_http_port=envoy.port,
-                    **helpers.versioned_sources(upstream, workdir))
-                env = _environment(workdir)
-                built = run_measured(_playbook("site.yml", workdir, {**values, **helpers.OLD}), env, cwd=REPO,
-                                     timeout_s=RUN_TIMEOUT_S)
-                if built.returncode:
-                    return {"scenario": "upgrade", "labs": 1, "error": "building the 1.29.6 lab failed",
-                            "output_tail": built.stdout[-3000:]}
-                runs = [(phase, _playbook(playbook, workdir, values))
-                        for phase, playbook in zip(PHASES, ("playbooks/upgrade.yml",) * 2 + ("site.yml",), strict=True)]
-                phases = _run_phases(runs, env, {"lab": target}, "1 lab", workdir=workdir, scenario="upgrade")
-        finally:
-            target.close()
+    helpers = _tests()[0]
+    with one_lab_on_a_double("istio-lab-upgrade-", versioned=True) as (workdir, target, values, env):
+        built = run_measured(_playbook("site.yml", workdir, {**values, **helpers.OLD}), env, cwd=REPO,
+                             timeout_s=RUN_TIMEOUT_S)
+        if built.returncode:
+            return {"scenario": "upgrade", "labs": 1, "error": "building the 1.29.6 lab failed",
+                    "output_tail": built.stdout[-3000:]}
+        runs = [(phase, _playbook(playbook, workdir, values))
+                for phase, playbook in zip(PHASES, ("playbooks/upgrade.yml",) * 2 + ("site.yml",), strict=True)]
+        phases = _run_phases(runs, env, {"lab": target}, "1 lab", workdir=workdir, scenario="upgrade")
     return {"scenario": "upgrade", "labs": 1, "playbook": "playbooks/upgrade.yml", "phases": phases,
             "targets": targets(phases, 1)}
 
@@ -74,7 +55,7 @@ def one_lab() -> dict:
 def classroom(labs: int) -> dict:
     """A class of `labs` labs built by classroom.yml on the previous releases (not measured), then upgrade.yml
     over the class, again, and the no-op classroom.yml."""
-    helpers, _ = _tests()
+    helpers = _tests()[0]
     try:
         with class_of(labs, prefix="istio-lab-upgrade-class-") as room:
             values = {**room.values, **helpers.versioned_sources(_shared_dir() / "upstream", room.workdir)}
